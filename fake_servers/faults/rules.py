@@ -1,0 +1,245 @@
+"""Fault rules: on an event, when a matcher holds, do an action.
+
+Rules are data so that scenario files can carry them. Loading is strict: an unknown key,
+event or action is an error that names the closest valid word, because a typo that silently
+disables a fault would make a scenario pass for the wrong reason.
+
+>>> rule = Rule.from_dict({"on": "command", "command": "LOGIN", "nth": 1,
+...                        "action": "reply", "status": "NO", "code": "UNAVAILABLE",
+...                        "text": "Temporary authentication failure"})
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+EVENTS = ("connect", "greeting", "command", "response", "tls", "idle", "run")
+
+# action name -> allowed parameters (name: type)
+ACTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "reply": {"status": str, "code": str, "text": str},  # answer instead of executing
+    "untagged": {"lines": list, "when": str},  # extra lines "before" (default) or "after" the response
+    "bye": {"text": str, "code": str},  # * BYE then close
+    "close": {},  # close after pending output
+    "reset": {},  # TCP RST, now
+    "delay": {"seconds": (int, float)},  # hold this output back
+    "stall": {},  # stop answering; keep the connection open
+    "latency": {"seconds": (int, float), "jitter": (int, float)},  # every later write
+    "bandwidth": {"bytes_per_second": int},  # cap downstream from now on
+    "slice": {"size": int},  # cut every later write into pieces of this size
+    "truncate": {"after_bytes": int, "then": str},  # send N more bytes, then "reset" or "close"
+    "uidvalidity": {"mode": str, "folder": str},  # new UIDVALIDITY epoch (keep/renumber/shuffle)
+    "expunge": {"folder": str, "count": int, "uids": list},
+    "new_mail": {"folder": str, "count": int, "raw": str},
+    "capabilities": {"add": list, "remove": list},  # change what CAPABILITY lists from now on
+}
+
+MATCH_KEYS: dict[str, type | tuple[type, ...]] = {
+    "command": str,  # "LOGIN", "UID FETCH", "SELECT", "*"
+    "session": int,  # 1-based connection number to this server
+    "run": int,
+    "nth": int,  # only the nth occurrence that matches everything else
+    "after": int,  # only occurrences after the first K that match
+    "times": int,  # fire at most this many times
+    "state": str,
+    "tls": bool,
+    "user": str,
+    "status": str,  # for "response": the tagged status about to be sent
+    "connections_over": int,  # more than N connections open to this server (this one included)
+    "probability": (int, float),
+}
+
+RULE_KEYS = ("on", "action", "description") 
+
+
+class RuleError(ValueError):
+    """A fault rule that cannot be understood; the message names the closest valid word."""
+
+
+def closest(word: str, valid) -> str:
+    match = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else f" (valid: {', '.join(sorted(valid))})"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({inner})"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    command: str | None = None
+    session: int | None = None
+    run: int | None = None
+    nth: int | None = None
+    after: int | None = None
+    times: int | None = None
+    state: str | None = None
+    tls: bool | None = None
+    user: str | None = None
+    status: str | None = None
+    connections_over: int | None = None
+    probability: float | None = None
+
+    def holds(self, ctx: Mapping[str, Any]) -> bool:
+        """Whether the static conditions hold (counting conditions are the engine's)."""
+        if self.command is not None and self.command != "*" and ctx.get("command") != self.command:
+            return False
+        for key in ("session", "run", "state", "tls", "user", "status"):
+            want = getattr(self, key)
+            if want is not None and ctx.get(key) != want:
+                return False
+        if self.connections_over is not None and ctx.get("open_connections", 0) <= self.connections_over:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Rule:
+    on: str
+    match: Matcher
+    actions: tuple[Action, ...]
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "rule") -> "Rule":
+        """Build a rule from its data form, strictly.
+
+        The data form is flat: ``on``, the matcher keys, then either ``action`` plus that
+        action's parameters, or ``actions`` as a list of ``{action: ..., params...}``.
+        """
+        if not isinstance(data, Mapping):
+            raise RuleError(f"{where}: a fault rule is a table of keys, not {type(data).__name__}")
+        on = data.get("on")
+        if on is None:
+            raise RuleError(f"{where}: missing 'on' (one of: {', '.join(EVENTS)})")
+        if on not in EVENTS:
+            raise RuleError(f"{where}: unknown event {on!r}{closest(str(on), EVENTS)}")
+        match_args: dict[str, Any] = {}
+        action_specs: list[Mapping[str, Any]] = []
+        flat_action: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("on", "description"):
+                continue
+            if key in MATCH_KEYS:
+                _check_type(where, key, value, MATCH_KEYS[key])
+                match_args[key] = value.upper() if key in ("command", "status") and isinstance(value, str) else value
+            elif key == "actions":
+                if not isinstance(value, list) or not value:
+                    raise RuleError(f"{where}: 'actions' is a non-empty list of tables")
+                action_specs.extend(value)
+            else:
+                flat_action[key] = value
+        if flat_action:
+            if "action" not in flat_action:
+                valid = set(MATCH_KEYS) | {"on", "description", "action", "actions"}
+                key = next(iter(flat_action))
+                raise RuleError(f"{where}: unknown key {key!r}{closest(key, valid)}")
+            action_specs.insert(0, flat_action)
+        if not action_specs:
+            raise RuleError(f"{where}: a rule needs 'action' (one of: {', '.join(ACTIONS)})")
+        actions = tuple(_action(spec, f"{where}.action" if i == 0 else f"{where}.actions[{i}]")
+                        for i, spec in enumerate(action_specs))
+        probability = match_args.get("probability")
+        if probability is not None and not 0 <= probability <= 1:
+            raise RuleError(f"{where}: probability must be between 0 and 1, not {probability}")
+        return cls(on, Matcher(**match_args), actions, str(data.get("description", "")))
+
+
+def _action(spec: Mapping[str, Any], where: str) -> Action:
+    if not isinstance(spec, Mapping):
+        raise RuleError(f"{where}: an action is a table, not {type(spec).__name__}")
+    name = spec.get("action")
+    if name not in ACTIONS:
+        raise RuleError(f"{where}: unknown action {name!r}{closest(str(name), ACTIONS)}")
+    allowed = ACTIONS[name]
+    params = {}
+    for key, value in spec.items():
+        if key == "action":
+            continue
+        if key not in allowed:
+            valid = set(allowed) | set(MATCH_KEYS) | {"action"}
+            raise RuleError(f"{where}: action {name!r} has no parameter {key!r}{closest(key, valid)}")
+        _check_type(where, key, value, allowed[key])
+        params[key] = value
+    if name == "reply" and "status" not in params:
+        raise RuleError(f"{where}: action 'reply' needs 'status' (OK, NO, BAD, or an SMTP code)")
+    if name == "truncate" and params.get("then", "reset") not in ("reset", "close"):
+        raise RuleError(f"{where}: truncate's 'then' is 'reset' or 'close'")
+    if name == "untagged" and params.get("when", "before") not in ("before", "after"):
+        raise RuleError(f"{where}: untagged's 'when' is 'before' or 'after'")
+    return Action(name, params)
+
+
+def _check_type(where: str, key: str, value: Any, want: type | tuple[type, ...]) -> None:
+    wants = want if isinstance(want, tuple) else (want,)
+    if isinstance(value, bool) and bool not in wants:
+        ok = False
+    else:
+        ok = isinstance(value, wants)
+    if not ok:
+        names = " or ".join(t.__name__ for t in wants)
+        raise RuleError(f"{where}: {key!r} must be {names}, not {type(value).__name__} {value!r}")
+
+
+@dataclass
+class Firing:
+    """A rule that fired: kept as evidence of what the fake did on purpose."""
+
+    rule: Rule
+    ctx: dict[str, Any]
+
+
+class FaultEngine:
+    """Decides, deterministically for a seed, which rules fire for an event."""
+
+    def __init__(self, rules: list[Rule] | tuple[Rule, ...] = (), seed: int = 0) -> None:
+        self.rules = list(rules)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._seen: dict[int, int] = {}
+        self._fired: dict[int, int] = {}
+        self.firings: list[Firing] = []
+        self._events = {rule.on for rule in self.rules}
+
+    def add(self, rule: Rule) -> None:
+        self.rules.append(rule)
+        self._events.add(rule.on)
+
+    def wants(self, event: str) -> bool:
+        """Cheap test so the hot path skips building a context when no rule listens."""
+        return event in self._events
+
+    def decide(self, event: str, ctx: Mapping[str, Any]) -> list[tuple[Rule, Action]]:
+        if event not in self._events:
+            return []
+        chosen: list[tuple[Rule, Action]] = []
+        for index, rule in enumerate(self.rules):
+            if rule.on != event or not rule.match.holds(ctx):
+                continue
+            m = rule.match
+            seen = self._seen.get(index, 0) + 1
+            self._seen[index] = seen
+            if m.nth is not None and seen != m.nth:
+                continue
+            if m.after is not None and seen <= m.after:
+                continue
+            if m.times is not None and self._fired.get(index, 0) >= m.times:
+                continue
+            if m.probability is not None and self._rng.random() >= m.probability:
+                continue
+            self._fired[index] = self._fired.get(index, 0) + 1
+            self.firings.append(Firing(rule, dict(ctx)))
+            chosen.extend((rule, action) for action in rule.actions)
+        return chosen

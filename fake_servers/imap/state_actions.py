@@ -1,0 +1,35 @@
+"""Fault actions that change the provider's state rather than the bytes on the wire."""
+
+from __future__ import annotations
+
+from ..faults import Action
+from ..mailstore import Account, MailStore
+
+
+def _accounts(store: MailStore, account: Account | None) -> list[Account]:
+    return [account] if account is not None else list(store.accounts.values())
+
+
+def apply(action: Action, store: MailStore, account: Account | None) -> None:
+    """Apply a state action to the session's account (or every account before login)."""
+    for acct in _accounts(store, account):
+        folder = acct.folder(action.get("folder", "INBOX"))
+        if folder is None:
+            continue
+        if action.name == "uidvalidity":
+            folder.change_uidvalidity(action.get("mode", "renumber"), acct._rng)
+        elif action.name == "expunge":
+            uids = action.get("uids")
+            if uids is None:
+                count = int(action.get("count", 1))
+                uids = folder.uids[:count]
+            folder.expunge(uids)
+        elif action.name == "new_mail":
+            raw = action.get("raw")
+            for i in range(int(action.get("count", 1))):
+                body = raw.encode() if raw else (
+                    b"From: sender@example.test\r\nTo: %s\r\nSubject: new mail %d\r\n"
+                    b"Message-ID: <new-%d-%d@example.test>\r\n\r\nNew mail.\r\n"
+                    % (acct.username.encode(), i + 1, folder.uidnext, i)
+                )
+                folder.append(body)

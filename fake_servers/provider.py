@@ -1,0 +1,148 @@
+"""A fake mail provider: accounts, IMAP servers, TLS material, faults and the wire log, together.
+
+>>> from fake_servers import FakeProvider
+>>> with FakeProvider() as provider:
+...     account = provider.add_account("alice@example.test", "secret")
+...     provider.imap_port, provider.imaps_port, provider.ca_file
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable, TypeVar
+
+from .faults import FaultEngine, Rule
+from .imap.config import ImapConfig
+from .mailstore import Account, MailStore
+from .runtime import runtime
+from .tls import CertKind, TLSMaterial, TLSVersions
+from .wire import DEFAULT_KEEP_SERVER_BYTES, WireLog
+
+T = TypeVar("T")
+
+
+class FakeProvider:
+    """Everything one scenario run talks to. Servers bind 127.0.0.1 on OS-assigned ports.
+
+    ``imap_port`` is plaintext with STARTTLS (as the config says), ``imaps_port`` implicit TLS.
+    The store and the wire log live on the runtime's loop thread: read and change them with
+    :meth:`call` from other threads (the helpers here do).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: MailStore | None = None,
+        imap: ImapConfig | None = None,
+        faults: Iterable[Rule | dict] = (),
+        seed: int = 0,
+        cert: CertKind | str = CertKind.VALID,
+        tls_versions: TLSVersions | str = TLSVersions.MODERN,
+        tls: TLSMaterial | None = None,
+        host: str = "127.0.0.1",
+        keep_server_bytes: int = DEFAULT_KEEP_SERVER_BYTES,
+    ) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"fake servers bind loopback only, not {host!r}")
+        self.host = host
+        self.store = store or MailStore()
+        self.imap_config = imap or ImapConfig()
+        rules = [r if isinstance(r, Rule) else Rule.from_dict(r, f"faults[{i}]") for i, r in enumerate(faults)]
+        self.faults = FaultEngine(rules, seed=seed)
+        self.seed = seed
+        self._own_tls = tls is None
+        self.tls = tls or TLSMaterial()
+        self.cert = self.tls.server_cert(cert)
+        self.tls_versions = TLSVersions(tls_versions)
+        self.wire = WireLog(keep_server_bytes)
+        self.runtime = runtime()
+        self._ports: dict[str, Any] = {}
+        self._factories: list = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> "FakeProvider":
+        self.runtime.call(self._start_in_loop)
+        return self
+
+    def _start_in_loop(self) -> None:
+        from .imap.server import ImapServerFactory
+
+        reactor = self.runtime.reactor
+        context = self.cert.twisted_context_factory(self.tls_versions)
+        common = dict(store=self.store, wire=self.wire, faults=self.faults, tls_context=context,
+                      reactor=reactor)
+        plain = ImapServerFactory(name="imap", config=self.imap_config, implicit_tls=False, **common)
+        implicit = ImapServerFactory(name="imaps", config=dataclasses.replace(self.imap_config, starttls=False,
+                                                                                login_disabled=False),
+                                     implicit_tls=True, **common)
+        interface = "127.0.0.1" if self.host == "localhost" else self.host
+        self._ports["imap"] = reactor.listenTCP(0, plain, interface=interface)
+        self._ports["imaps"] = reactor.listenSSL(0, implicit, context, interface=interface)
+        self._factories = [plain, implicit]
+
+    def stop(self) -> None:
+        """Stop listening and drop every connection; safe to call twice."""
+        if self._ports:
+            self.runtime.call(self._stop_in_loop)
+        if self._own_tls:
+            self.tls.close()
+
+    def _stop_in_loop(self):
+        from twisted.internet.defer import DeferredList
+
+        for factory in self._factories:
+            factory.abort_all()
+        waits = [port.stopListening() for port in self._ports.values()]
+        self._ports.clear()
+        return DeferredList([w for w in waits if w is not None])
+
+    def __enter__(self) -> "FakeProvider":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- where clients connect -------------------------------------------------------------
+
+    def port(self, name: str) -> int:
+        return self._ports[name].getHost().port
+
+    @property
+    def imap_port(self) -> int:
+        return self.port("imap")
+
+    @property
+    def imaps_port(self) -> int:
+        return self.port("imaps")
+
+    @property
+    def ca_file(self):
+        return self.tls.ca_file
+
+    # -- state, from any thread ------------------------------------------------------------
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the loop thread (where the store lives) and return its result."""
+        if self.runtime.in_loop_thread():
+            return fn(*args)
+        return self.runtime.call(fn, *args)
+
+    def add_account(self, username: str, password: str, **options) -> Account:
+        return self.call(lambda: self.store.add_account(username, password, **options))
+
+    def add_rule(self, rule: Rule | dict) -> None:
+        rule = rule if isinstance(rule, Rule) else Rule.from_dict(rule)
+        self.call(self.faults.add, rule)
+
+    def next_run(self) -> int:
+        """Mark a run boundary: later connections count as the next run; ``run`` rules fire."""
+        def advance() -> int:
+            from .imap import state_actions
+
+            self.wire.run += 1
+            for _, action in self.faults.decide("run", {"run": self.wire.run}):
+                state_actions.apply(action, self.store, None)
+            return self.wire.run
+
+        return self.call(advance)
