@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +27,25 @@ PERSONA_DIR = Path(__file__).parent / "personas"
 class ConfigError(ValueError):
     """A provider description that cannot be loaded; says where and what would be valid."""
 
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def key_line(text: str, key: str) -> int | None:
+    """The 1-based line where ``key`` is set or opens a table in TOML ``text`` (best effort)."""
+    pattern = re.compile(rf"^\s*(\[\[?[^\]]*\b)?{re.escape(key)}\b\s*(=|\]|\.)")
+    quoted = re.compile(rf"^\s*[\"']{re.escape(key)}[\"']\s*=")
+    value = re.compile(rf"=\s*[\"']{re.escape(key)}[\"']")
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if pattern.match(line) or quoted.match(line):
+            return number
+    for number, line in enumerate(lines, start=1):
+        if value.search(line):
+            return number
+    return None
+
 
 def _suggest(word: str, valid) -> str:
     match = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.5)
@@ -37,7 +57,7 @@ def _check_keys(table: Mapping[str, Any], valid: Mapping[str, Any] | set, where:
         raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
     for key in table:
         if key not in valid:
-            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, valid)}")
+            raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, valid)}", key)
 
 
 def _typed(value: Any, want: type | tuple, where: str) -> Any:
@@ -74,10 +94,20 @@ class ProviderSpec:
 def load_file(path: str | Path) -> ProviderSpec:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    return from_mapping(data, str(path), path.parent)
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return from_mapping(data, str(path), path.parent)
+    except ConfigError as exc:
+        line = key_line(text, exc.key) if exc.key else None
+        if line is None:
+            raise
+        raise ConfigError(f"{path}:{line}: {exc}", exc.key) from None
 
 
 def load_persona(name: str) -> ProviderSpec:
@@ -151,7 +181,7 @@ def build_provider(data: Mapping[str, Any], where: str, base_dir: Path | None, *
         try:
             rules.append(Rule.from_dict(rule, f"{where}.faults[{i}]"))
         except RuleError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc), exc.key) from None
     store = MailStore()
     for i, account in enumerate(data.get("accounts", [])):
         _add_account(store, account, f"{where}.accounts[{i}]", base_dir, data.get("seed", 0), dry_run)

@@ -58,6 +58,10 @@ RULE_KEYS = ("on", "action", "description")
 class RuleError(ValueError):
     """A fault rule that cannot be understood; the message names the closest valid word."""
 
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key  # the offending key or value, so file loaders can point at its line
+
 
 def closest(word: str, valid) -> str:
     match = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.5)
@@ -125,7 +129,7 @@ class Rule:
         if on is None:
             raise RuleError(f"{where}: missing 'on' (one of: {', '.join(EVENTS)})")
         if on not in EVENTS:
-            raise RuleError(f"{where}: unknown event {on!r}{closest(str(on), EVENTS)}")
+            raise RuleError(f"{where}: unknown event {on!r}{closest(str(on), EVENTS)}", str(on))
         match_args: dict[str, Any] = {}
         action_specs: list[Mapping[str, Any]] = []
         flat_action: dict[str, Any] = {}
@@ -145,7 +149,7 @@ class Rule:
             if "action" not in flat_action:
                 valid = set(MATCH_KEYS) | {"on", "description", "action", "actions"}
                 key = next(iter(flat_action))
-                raise RuleError(f"{where}: unknown key {key!r}{closest(key, valid)}")
+                raise RuleError(f"{where}: unknown key {key!r}{closest(key, valid)}", key)
             action_specs.insert(0, flat_action)
         if not action_specs:
             raise RuleError(f"{where}: a rule needs 'action' (one of: {', '.join(ACTIONS)})")
@@ -162,7 +166,7 @@ def _action(spec: Mapping[str, Any], where: str) -> Action:
         raise RuleError(f"{where}: an action is a table, not {type(spec).__name__}")
     name = spec.get("action")
     if name not in ACTIONS:
-        raise RuleError(f"{where}: unknown action {name!r}{closest(str(name), ACTIONS)}")
+        raise RuleError(f"{where}: unknown action {name!r}{closest(str(name), ACTIONS)}", str(name))
     allowed = ACTIONS[name]
     params = {}
     for key, value in spec.items():
@@ -170,7 +174,7 @@ def _action(spec: Mapping[str, Any], where: str) -> Action:
             continue
         if key not in allowed:
             valid = set(allowed) | set(MATCH_KEYS) | {"action"}
-            raise RuleError(f"{where}: action {name!r} has no parameter {key!r}{closest(key, valid)}")
+            raise RuleError(f"{where}: action {name!r} has no parameter {key!r}{closest(key, valid)}", key)
         _check_type(where, key, value, allowed[key])
         params[key] = value
     if name == "reply" and "status" not in params:
