@@ -6,7 +6,7 @@ from ..mailstore import AuthResult
 from . import sasl
 from .parser import Command
 from .responses import Close, StartTLS, continuation, status_untagged, tagged, untagged
-from .session import ANY, AUTH, NOT_AUTH, BadCommand, ImapSession, State, args, astring, atom, command
+from .session import ANY, AUTH, NOT_AUTH, SELECTED, BadCommand, ImapSession, State, args, astring, atom, command
 
 # -- any state ------------------------------------------------------------------------------
 
@@ -24,7 +24,7 @@ def noop(s: ImapSession, cmd: Command):
     return s._with_updates(cmd, [tagged(cmd.tag, "OK", "NOOP completed.")])
 
 
-@command("CHECK", AUTH)
+@command("CHECK", SELECTED)
 def check(s: ImapSession, cmd: Command):
     return s._with_updates(cmd, [tagged(cmd.tag, "OK", "Check completed.")])
 
@@ -93,11 +93,13 @@ def login(s: ImapSession, cmd: Command):
 def authenticate(s: ImapSession, cmd: Command):
     parts = args(cmd, 1, 2)
     name = atom(parts[0], "SASL mechanism").upper()
-    offered = [c[5:] for c in s.capabilities() if c.upper().startswith("AUTH=")]
-    if name not in sasl.MECHANISMS or name not in offered:
+    if name not in sasl.MECHANISMS or name not in s.config.mechanisms:
         return [tagged(cmd.tag, "NO", "Unsupported authentication mechanism.")]
-    if _plaintext_refused(s):
-        return [tagged(cmd.tag, "NO", s.config.texts.privacy_required)]
+    if _plaintext_refused(s):  # a known mechanism, not offered until TLS (Dovecot's answer)
+        return [tagged(cmd.tag, "NO", s.config.texts.privacy_required_sasl)]
+    offered = [c[5:].upper() for c in s.capabilities() if c.upper().startswith("AUTH=")]
+    if name not in offered:
+        return [tagged(cmd.tag, "NO", "Unsupported authentication mechanism.")]
     mech = sasl.MECHANISMS[name]()
     s.sasl = (cmd.tag, mech)
     if len(parts) == 2:  # SASL-IR initial response
@@ -114,10 +116,17 @@ def sasl_continue(s: ImapSession, line: bytes):
         s.sasl = None
         return [tagged(tag, "NO", s.config.texts.auth_failed)]
     try:
-        step = mech.step(sasl.b64decode(line))
+        data = sasl.b64decode(line)
     except sasl.SaslError as exc:
         s.sasl = None
         return [tagged(tag, "BAD", f"Invalid authentication data: {exc}")]
+    try:
+        step = mech.step(data)
+    except sasl.SaslError:
+        # Decodable but unusable credentials (a Latin-1 user name, a missing field) are a
+        # failed login, as on Dovecot, not a protocol error.
+        s.sasl = None
+        return [tagged(tag, "NO", s.config.texts.auth_failed)]
     if isinstance(step, bytes):
         return [continuation(_b64(step))]
     out = _finish_login(s, tag, step)
@@ -142,16 +151,20 @@ def enable(s: ImapSession, cmd: Command):
     if not cmd.args:
         raise BadCommand("Missing arguments.")
     offered = {c.upper() for c in s.capabilities()}
-    newly = []
+    newly, out = [], []
     for item in cmd.args:
         name = atom(item, "capability").upper()
-        if name in ("UTF8=ACCEPT", "CONDSTORE") and name in offered and name not in s.enabled:
+        if name not in offered or name in s.enabled:
+            continue
+        if name == "CONDSTORE":
+            out += s.enable_condstore()
+        elif name == "UTF8=ACCEPT":
             s.enabled.add(name)
-            newly.append(name)
-    line = "ENABLED" + "".join(" " + n for n in newly)
-    if s.view is not None and "CONDSTORE" in newly:
-        s.view.condstore = True
-    return [untagged(line), tagged(cmd.tag, "OK", "Enabled.")]
+        else:
+            continue
+        newly.append(name)
+    out.append(untagged("ENABLED" + "".join(" " + n for n in newly)))
+    return [*out, tagged(cmd.tag, "OK", "Enabled.")]
 
 
 @command("NAMESPACE", AUTH)

@@ -32,6 +32,7 @@ class Texts:
     auth_failed: str = "[AUTHENTICATIONFAILED] Authentication failed."
     app_password_required: str = "[ALERT] Application-specific password required"
     privacy_required: str = "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
+    privacy_required_sasl: str = "[PRIVACYREQUIRED] Plaintext authentication disabled."  # AUTHENTICATE
     starttls_ok: str = "Begin TLS negotiation now."
     starttls_unavailable: str = "TLS support isn't enabled."
     autologout: str = "Disconnected for inactivity."
@@ -46,6 +47,7 @@ class ImapConfig:
     mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
     send_uidnext: bool = True  # imap.sync.no-uidnext turns this off
     preauth: bool = False  # greet with PREAUTH (STARTTLS stripping)
+    preauth_user: str | None = None  # whom PREAUTH logs in (default: the store's only account)
     utf8_accept: bool = True
     search_refuses_not: bool = False  # answer BAD to SEARCH with NOT (a Yahoo behaviour)
     hierarchy_delimiter: str = "/"

@@ -11,19 +11,29 @@ from .encode import astring as encode_astring
 from .encode import parse_date_time
 from .parser import Command, String
 from .responses import continuation, status_untagged, tagged, untagged
-from .session import AUTH, BadCommand, ImapSession, args, astring, atom, command, flags_arg
+from .session import AUTH, BadCommand, ImapSession, Refused, args, astring, atom, command, flags_arg
 from .view import SelectedView
 
 # -- mailbox names ----------------------------------------------------------------------------
 
 
 def mailbox_name(s: ImapSession, value) -> str:
-    """The folder name a client means: modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT."""
+    """The folder name a client means: modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT.
+
+    Raw UTF-8 without UTF8=ACCEPT is refused, as Dovecot refuses it: a client that skips the
+    modified UTF-7 encoding must not pass here and fail against real servers.
+    """
     raw = astring(value, "mailbox name")
-    try:
-        name = raw.decode("utf-8") if s.utf8 or not raw.isascii() else mutf7.decode(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadCommand(f"Invalid mailbox name: {exc}") from exc
+    if s.utf8:
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused("Mailbox name is not valid UTF-8") from None
+    else:
+        try:
+            name = mutf7.decode(raw.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise Refused("Mailbox name is not valid mUTF-7") from None
     return "INBOX" if name.upper() == "INBOX" else name
 
 
@@ -108,7 +118,7 @@ def create(s: ImapSession, cmd: Command):
     if len(parts) == 2 and isinstance(parts[1], list) and len(parts[1]) == 2 and str(parts[1][0]).upper() == "USE":
         use = [str(a) for a in parts[1][1]] if isinstance(parts[1][1], list) else []
     try:
-        s.account.add_folder(name, use)
+        s.account.add_folder(name, use, subscribed=False)  # CREATE does not subscribe (RFC 3501 §6.3.3)
     except ValueError as exc:
         return [tagged(cmd.tag, "NO", f"[USEATTR] {exc}")]
     return s._with_updates(cmd, [tagged(cmd.tag, "OK", "Create completed.")])
@@ -131,14 +141,19 @@ def delete(s: ImapSession, cmd: Command):
 
 @command("RENAME", AUTH)
 def rename(s: ImapSession, cmd: Command):
+    """RFC 3501 §6.3.5: inferior names move along; renaming INBOX moves its messages into a
+    new folder and leaves INBOX (and INBOX's inferiors) in place."""
     old, new = args(cmd, 2)
     old_name, new_name = mailbox_name(s, old), mailbox_name(s, new)
-    folder, refusal = _folder_or_no(s, cmd, old_name)
-    if refusal:
-        return refusal
-    if s.account.folder(new_name) is not None:
+    account = s.account
+    d = account.delimiter
+    if account.folder(old_name) is None and not account.inferiors(old_name):
+        return [tagged(cmd.tag, "NO", f"[NONEXISTENT] Mailbox doesn't exist: {old_name}")]
+    if account.folder(new_name) is not None or account.inferiors(new_name):
         return [tagged(cmd.tag, "NO", "[ALREADYEXISTS] Target mailbox already exists")]
-    s.account.rename_folder(old_name, new_name)
+    if new_name.startswith(old_name + d) and old_name != "INBOX":
+        return [tagged(cmd.tag, "NO", "Can't rename mailbox under its own child.")]
+    account.rename_folder(old_name, new_name)
     return s._with_updates(cmd, [tagged(cmd.tag, "OK", "Rename completed.")])
 
 
@@ -239,17 +254,26 @@ def _list(s: ImapSession, cmd: Command, lsub: bool):
         if full[:5].upper() == "INBOX":
             full = "INBOX" + full[5:]  # INBOX is case-insensitive
         regexes.append(_pattern_regex(full, d))
+    subscriptions = [n for n, f in names.items() if f is not None and f.subscribed]
     for name in sorted(names, key=lambda n: (n != "INBOX", n)):
         folder = names[name]
         if not any(r.match(name) for r in regexes):
             continue
         subscribed = folder is not None and folder.subscribed
-        if (lsub or "SUBSCRIBED" in selection) and not subscribed:
+        stands_in = False
+        if lsub and not subscribed:
+            # RFC 3501 §6.3.9: with "%", LSUB names the parent of a subscribed folder that the
+            # pattern cut off, flagged \Noselect.
+            stands_in = any(sub.startswith(name + d) and not any(r.match(sub) for r in regexes)
+                            for sub in subscriptions)
+            if not stands_in:
+                continue
+        if "SUBSCRIBED" in selection and not subscribed:
             continue
         if "SPECIAL-USE" in selection and (folder is None or not folder.special_use):
             continue
         attrs = []
-        if folder is None:
+        if folder is None or stands_in:
             attrs.append("\\NonExistent" if "SUBSCRIBED" in selection else "\\Noselect")
         children = any(other.startswith(name + d) for other in names)
         attrs.append("\\HasChildren" if children else "\\HasNoChildren")
@@ -312,8 +336,9 @@ def status(s: ImapSession, cmd: Command):
     folder, refusal = _folder_or_no(s, cmd, name)
     if refusal:
         return refusal
+    enabled = s.enable_condstore() if "HIGHESTMODSEQ" in wanted else []
     line = _status_line(s, name, folder, wanted)
-    return s._with_updates(cmd, [untagged(line), tagged(cmd.tag, "OK", "Status completed.")])
+    return s._with_updates(cmd, [*enabled, untagged(line), tagged(cmd.tag, "OK", "Status completed.")])
 
 
 # -- APPEND --------------------------------------------------------------------------------------

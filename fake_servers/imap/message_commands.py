@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .encode import flag_list
-from .fetch import FetchSyntaxError, parse_fetch_items, render_fetch
+from .fetch import FetchItems, FetchSyntaxError, UnknownCTE, parse_fetch_items, render_fetch
 from .mailbox_commands import mailbox_name
 from .parser import Command
 from .responses import Send, status_untagged, tagged, untagged
@@ -59,21 +59,27 @@ def fetch(s: ImapSession, cmd: Command):
         raise BadCommand(str(exc)) from exc
     changedsince = _modifier(parts[2], "CHANGEDSINCE") if len(parts) == 3 else None
     if changedsince is not None:
-        s.enabled.add("CONDSTORE")
-        s.view.condstore = True
-        items = parse_fetch_items([*(parts[1] if isinstance(parts[1], list) else [parts[1]]), "MODSEQ"])
+        items = FetchItems([*items, *parse_fetch_items("MODSEQ")])  # RFC 7162 §3.1.4.1
+    out: list = []
+    if changedsince is not None or any(item.kind == "MODSEQ" for item in items):
+        out += s.enable_condstore()
     view = s.view
     sets_seen = not view.read_only and any(item.sets_seen for item in items)
-    out: list = []
+    shows_flags = any(item.kind == "FLAGS" for item in items)
+    shows_modseq = any(item.kind == "MODSEQ" for item in items)
     for seq, msg in targets(s, parts[0], uid=cmd.uid):
         if changedsince is not None and msg.modseq <= changedsince:
             continue
-        if sets_seen and SEEN not in msg.flags:
-            view.folder.set_flags(msg, msg.flags | {SEEN})
-        out.append(Send(render_fetch(msg, seq, items, uid_command=cmd.uid), "untagged"))
-    if sets_seen:
-        view.mark_flags_synced()
-    out.append(tagged(cmd.tag, "OK", f"{'UID ' if cmd.uid else ''}Fetch completed."))
+        # RFC 3501 §6.4.5: the implied \Seen SHOULD be shown as part of the FETCH response.
+        seen_now = sets_seen and SEEN not in msg.flags and view.folder.set_flags(msg, msg.flags | {SEEN})
+        try:
+            data = render_fetch(msg, seq, items, uid_command=cmd.uid, add_flags=seen_now)
+        except UnknownCTE:
+            return [*out, tagged(cmd.tag, "NO", "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding.")]
+        out.append(Send(data, "untagged"))
+        if (shows_flags or seen_now) and (shows_modseq or not view.condstore):
+            view.reported(msg)
+    out.append(tagged(cmd.tag, "OK", "Fetch completed."))
     return s._with_updates(cmd, out, allow_expunge=cmd.uid)
 
 
@@ -95,28 +101,27 @@ def store(s: ImapSession, cmd: Command):
     if op not in ("FLAGS", "+FLAGS", "-FLAGS"):
         raise BadCommand(f"Invalid STORE item {item}")
     flags = set(flags_arg(parts[0] if len(parts) == 1 and isinstance(parts[0], list) else parts))
-    flags.discard("\\Recent")
     view = s.view
     pairs = targets(s, set_arg, uid=cmd.uid)
     if view.read_only:
         return [tagged(cmd.tag, "NO", "Mailbox is read-only.")]
-    out: list = []
+    out: list = s.enable_condstore() if unchangedsince is not None else []
     modified = []
-    condstore = view.condstore or unchangedsince is not None
     for seq, msg in pairs:
         if unchangedsince is not None and msg.modseq > unchangedsince:
             modified.append(msg.uid if cmd.uid else seq)
             continue
         new = flags if op == "FLAGS" else (msg.flags | flags if op == "+FLAGS" else msg.flags - flags)
         view.folder.set_flags(msg, new)
-        if not silent or (unchangedsince is not None):
-            items = [b"FLAGS " + flag_list(msg.flags)]
-            if cmd.uid:
-                items.insert(0, b"UID %d" % msg.uid)
-            if condstore:
-                items.append(b"MODSEQ (%d)" % msg.modseq)
+        view.reported(msg)
+        items = [b"UID %d" % msg.uid] if cmd.uid else []
+        if not silent:
+            items.append(b"FLAGS " + flag_list(msg.flags))
+        if view.condstore:
+            # RFC 7162 §3.1.3: with CONDSTORE on, even .SILENT stores answer with the MODSEQ.
+            items.append(b"MODSEQ (%d)" % msg.modseq)
+        if not silent or view.condstore:
             out.append(untagged(b"%d FETCH (" % seq + b" ".join(items) + b")"))
-    view.mark_flags_synced()
     if modified:
         out.append(tagged(cmd.tag, "OK", f"[MODIFIED {compact(modified)}] Conditional store failed."))
     else:
@@ -139,6 +144,7 @@ def search(s: ImapSession, cmd: Command):
         raise BadCommand("SEARCH RETURN requires ESEARCH, which this server does not offer.")
     if query.has_not and s.config.search_refuses_not:
         return [tagged(cmd.tag, "BAD", "[CLIENTBUG] SEARCH NOT is not supported.")]
+    enabled = s.enable_condstore() if query.uses_modseq else []
     view = s.view
     largest_uid = view.largest_uid()
     found = []
@@ -151,7 +157,7 @@ def search(s: ImapSession, cmd: Command):
     line = b"SEARCH" + b"".join(b" %d" % n for n in found)
     if query.uses_modseq and found:
         line += b" (MODSEQ %d)" % modseq
-    out = [untagged(line), tagged(cmd.tag, "OK", "Search completed.")]
+    out = [*enabled, untagged(line), tagged(cmd.tag, "OK", "Search completed.")]
     return s._with_updates(cmd, out, allow_expunge=cmd.uid)
 
 
@@ -171,8 +177,7 @@ def _copy(s: ImapSession, cmd: Command, move: bool):
         return s._with_updates(cmd, [tagged(cmd.tag, "OK", "No messages found.")], allow_expunge=cmd.uid or move)
     source_uids, new_uids = [], []
     for _, msg in pairs:
-        copied = target.append(msg.raw, flags=msg.flags,
-                               internal_date=msg.internal_date)
+        copied = target.append_copy(msg)
         source_uids.append(msg.uid)
         new_uids.append(copied.uid)
     code = f"[COPYUID {target.uidvalidity} {compact(source_uids)} {compact(new_uids)}]"

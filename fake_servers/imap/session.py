@@ -56,6 +56,10 @@ class BadCommand(Exception):
     """A syntax error in a command's arguments: answered ``BAD <text>``."""
 
 
+class Refused(Exception):
+    """Well-formed arguments the server will not act on: answered ``NO <text>``."""
+
+
 class ImapSession:
     """One IMAP connection's protocol state."""
 
@@ -75,11 +79,12 @@ class ImapSession:
     # -- what the I/O layer calls --------------------------------------------------------
 
     def greeting(self) -> list[Output]:
-        caps = self.capability_line() if self.config.greeting_capabilities else ""
         if self.config.preauth:
-            self._authenticate_as(None)
-            return [status_untagged("PREAUTH", f"[CAPABILITY {caps}] {self.config.texts.greeting}" if caps else self.config.texts.greeting)]
+            self._authenticate_as(self._preauth_account())
+        caps = self.capability_line() if self.config.greeting_capabilities else ""
         text = f"[CAPABILITY {caps}] {self.config.texts.greeting}" if caps else self.config.texts.greeting
+        if self.config.preauth:
+            return [status_untagged("PREAUTH", text)]
         return [Send(f"* OK {text}\r\n".encode(), "greeting", None, "OK", "CAPABILITY" if caps else None)]
 
     @property
@@ -97,10 +102,15 @@ class ImapSession:
         states, fn = entry
         if self.state not in states:
             return [tagged(cmd.tag, "BAD", self._wrong_state_text(states))]
+        if self.account is None and self.state in AUTH and states != ANY:
+            # PREAUTH (configured, or injected by a fault rule) with no account to be
+            return [tagged(cmd.tag, "NO", "[UNAVAILABLE] No account behind this pre-authenticated session.")]
         try:
             out = fn(self, cmd)
         except BadCommand as exc:
             out = [tagged(cmd.tag, "BAD", f"Error in IMAP command {cmd.name}: {exc}")]
+        except Refused as exc:
+            out = [tagged(cmd.tag, "NO", str(exc))]
         return out
 
     def handle_line(self, line: bytes) -> list[Output]:
@@ -138,6 +148,22 @@ class ImapSession:
     def utf8(self) -> bool:
         return "UTF8=ACCEPT" in self.enabled
 
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled
+
+    def enable_condstore(self) -> list[Output]:
+        """Run by every CONDSTORE enabling command (RFC 7162 §3.1): ENABLE, SELECT (CONDSTORE),
+        FETCH MODSEQ / CHANGEDSINCE, STORE UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ.
+        The first one issued while a mailbox is selected announces its HIGHESTMODSEQ."""
+        if self.condstore:
+            return []
+        self.enabled.add("CONDSTORE")
+        if self.view is None:
+            return []
+        self.view.condstore = True
+        return [status_untagged("OK", f"[HIGHESTMODSEQ {self.view.folder.highest_modseq}] Highest")]
+
     def pending_updates(self, *, allow_expunge: bool = True) -> list[Output]:
         if self.view is None:
             return []
@@ -151,6 +177,13 @@ class ImapSession:
         if self.view is None:
             return out
         return [*self.pending_updates(allow_expunge=allow_expunge), *out]
+
+    def _preauth_account(self) -> Account | None:
+        """Whom a PREAUTH greeting logs in: ``config.preauth_user``, else the only account."""
+        if self.config.preauth_user is not None:
+            return self.store.account(self.config.preauth_user)
+        accounts = list(self.store.accounts.values())
+        return accounts[0] if len(accounts) == 1 else None
 
     def _authenticate_as(self, account: Account | None) -> None:
         self.account = account
@@ -223,15 +256,16 @@ def atom(value, what: str = "argument") -> str:
 
 
 def flags_arg(value) -> list[str]:
+    """Flags a client sets (STORE, APPEND). ``\\Recent`` is not one: only the server sets it."""
     items: Iterable = value if isinstance(value, list) else [value]
     out = []
     for item in items:
         name = atom(item, "flags")
         if name.startswith("\\"):
             canonical = {"\\ANSWERED": "\\Answered", "\\FLAGGED": "\\Flagged", "\\DELETED": "\\Deleted",
-                         "\\SEEN": "\\Seen", "\\DRAFT": "\\Draft", "\\RECENT": "\\Recent"}.get(name.upper())
+                         "\\SEEN": "\\Seen", "\\DRAFT": "\\Draft"}.get(name.upper())
             if canonical is None:
-                raise BadCommand(f"Invalid system flag {name}")
+                raise BadCommand(f"Invalid system flag {name.upper()}")
             name = canonical
         out.append(name)
     return out

@@ -23,6 +23,8 @@ class SelectedView:
         self.uidvalidity = folder.uidvalidity
         self._synced_modseq = folder.highest_modseq
         self._synced_version = folder.version
+        # uid -> modseq of flags this session's own responses already showed its client
+        self._reported: dict[int, int] = {}
 
     # -- lookups in the client's numbering ---------------------------------------------
 
@@ -61,22 +63,30 @@ class SelectedView:
                 if self.uids[seq - 1] not in current:
                     lines.append(b"%d EXPUNGE" % seq)
                     del self.uids[seq - 1]
-        known = set(self.uids)
-        added = [uid for uid in self.folder.uids if uid not in known and uid > (self.uids[-1] if self.uids else 0)]
+        last = self.uids[-1] if self.uids else 0
+        added = [uid for uid in self.folder.uids if uid > last]
         if added:
             self.uids.extend(added)
             lines.append(b"%d EXISTS" % len(self.uids))
         if self.folder.highest_modseq != self._synced_modseq:
-            for seq, uid in enumerate(self.uids, start=1):
-                msg = self.folder.by_uid(uid)
-                if msg is not None and msg.modseq > self._synced_modseq and uid not in added:
-                    extra = b" MODSEQ (%d)" % msg.modseq if self.condstore else b""
-                    lines.append(b"%d FETCH (UID %d FLAGS %s%s)" % (seq, uid, flag_list(msg.flags), extra))
+            synced, first_new = self._synced_modseq, added[0] if added else None
+            for msg in self.folder.messages:
+                if msg.modseq <= synced or self._reported.get(msg.uid) == msg.modseq:
+                    continue  # unchanged, or the session's own STORE/FETCH response showed it
+                if first_new is not None and msg.uid >= first_new:
+                    break  # just announced by EXISTS: the client fetches its flags anyway
+                seq = self.seq_of(msg.uid)
+                if seq is None:
+                    continue
+                extra = b" MODSEQ (%d)" % msg.modseq if self.condstore else b""
+                lines.append(b"%d FETCH (UID %d FLAGS %s%s)" % (seq, msg.uid, flag_list(msg.flags), extra))
             self._synced_modseq = self.folder.highest_modseq
+            self._reported.clear()
         if allow_expunge:
             self._synced_version = self.folder.version
         return lines
 
-    def mark_flags_synced(self) -> None:
-        """The session reported its own STORE already; do not report it again as an update."""
-        self._synced_modseq = self.folder.highest_modseq
+    def reported(self, msg: Message) -> None:
+        """The session's own response just showed the client ``msg``'s current flags, so the
+        change needs no unsolicited FETCH; changes made elsewhere still get one."""
+        self._reported[msg.uid] = msg.modseq

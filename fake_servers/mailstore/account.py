@@ -44,6 +44,7 @@ class Account:
     username: str
     password: str
     app_passwords: tuple[str, ...] = ()
+    oauth_tokens: tuple[str, ...] = ()  # bearer tokens XOAUTH2 accepts
     require_app_password: bool = False
     delimiter: str = "/"
     uidvalidity_policy: UidValidityPolicy = UidValidityPolicy.STABLE
@@ -67,15 +68,24 @@ class Account:
         return AuthResult.INVALID
 
     def add_folder(self, name: str, special_use: Iterable[str] = (), subscribed: bool = True) -> Folder:
-        """Create ``name`` (and its missing parents, as \\NoSelect-free folders)."""
+        """Create ``name``. Missing parents are not created: they exist only as implied,
+        non-selectable names (``\\Noselect`` in LIST), as on Dovecot."""
         if name.upper() == "INBOX":
             name = "INBOX"
         if name in self.folders:
             return self.folders[name]
-        self._next_uidvalidity += 1
-        folder = Folder(name, uidvalidity=self._next_uidvalidity, special_use=special_use, subscribed=subscribed)
+        folder = Folder(name, uidvalidity=self._allocate_uidvalidity(), special_use=special_use,
+                        subscribed=subscribed)
+        folder.allocate_uidvalidity = self._allocate_uidvalidity
         self.folders[name] = folder
         return folder
+
+    def _allocate_uidvalidity(self, folder: Folder | None = None) -> int:
+        """A UIDVALIDITY never handed out before in this account, and above ``folder``'s
+        current one: a folder deleted and created again, or renumbered, never reuses one
+        (RFC 3501 §2.3.1.1)."""
+        self._next_uidvalidity = max(self._next_uidvalidity, folder.uidvalidity if folder else 0) + 1
+        return self._next_uidvalidity
 
     def folder(self, name: str) -> Folder | None:
         return self.folders.get("INBOX" if name.upper() == "INBOX" else name)
@@ -83,10 +93,28 @@ class Account:
     def delete_folder(self, name: str) -> None:
         del self.folders[name]
 
+    def inferiors(self, name: str) -> list[str]:
+        """Existing folders below ``name`` in the hierarchy."""
+        prefix = name + self.delimiter
+        return [n for n in self.folders if n.startswith(prefix)]
+
     def rename_folder(self, old: str, new: str) -> None:
-        folder = self.folders.pop(old)
-        folder.name = new
-        self.folders[new] = folder
+        """RENAME as RFC 3501 §6.3.5 has it: inferior folders move along (``old`` itself may
+        be only an implied parent); renaming INBOX moves its messages into a new folder
+        ``new`` and leaves INBOX, empty, where it is (its inferiors stay too)."""
+        if old == "INBOX":
+            inbox = self.folders["INBOX"]
+            target = self.add_folder(new, subscribed=False)
+            for msg in inbox.messages:
+                target.append_copy(msg, notify=False)
+            target.changed()
+            inbox.expunge(list(inbox.uids))
+            return
+        renames = ([old] if old in self.folders else []) + self.inferiors(old)
+        moved = {name: self.folders.pop(name) for name in renames}
+        for name, folder in moved.items():
+            folder.name = new + name[len(old):]
+            self.folders[folder.name] = folder
 
     def begin_session(self) -> None:
         """Called at each successful login: apply the UIDVALIDITY policy."""

@@ -53,6 +53,8 @@ class Folder:
         self._uids: list[int] = []
         self.version = 0
         self.observers: list[Callable[["Folder"], None]] = []
+        # Gives the next UIDVALIDITY; the account sets it so that values are never reused.
+        self.allocate_uidvalidity: Callable[["Folder"], int] | None = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -119,6 +121,12 @@ class Folder:
             self.changed()
         return msg
 
+    def append_copy(self, msg: Message, *, notify: bool = True) -> Message:
+        """Store a copy of ``msg`` (from any folder) with the next UID, keeping its flags,
+        internal date and bytes; a generated message stays generated, not materialised."""
+        return self.append(msg.stored_raw, flags=msg.flags, internal_date=msg.internal_date,
+                           source=msg.source, index=msg.index, size=msg.size, notify=notify)
+
     def set_flags(self, msg: Message, flags: Iterable[str]) -> bool:
         """Replace a message's flags; returns whether anything changed (MODSEQ bumps if so)."""
         new = frozenset(f for f in flags if f != "\\Recent")
@@ -146,7 +154,8 @@ class Folder:
         """Start a new UIDVALIDITY epoch, as a rebuilt or misconfigured server does."""
         if mode not in UidValidityMode.ALL:
             raise ValueError(f"unknown UIDVALIDITY mode {mode!r}; valid: {', '.join(UidValidityMode.ALL)}")
-        self.uidvalidity += 1
+        allocate = self.allocate_uidvalidity
+        self.uidvalidity = allocate(self) if allocate is not None else self.uidvalidity + 1
         if mode == UidValidityMode.SHUFFLE:
             (rng or random.Random(self.uidvalidity)).shuffle(self.messages)
         if mode in (UidValidityMode.RENUMBER, UidValidityMode.SHUFFLE):

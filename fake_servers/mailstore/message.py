@@ -51,5 +51,18 @@ class Message:
             return self._raw
         return self._source.content(self._index)
 
+    # What a copy needs to share the content without reading it.
+    @property
+    def stored_raw(self) -> bytes | None:
+        return self._raw
+
+    @property
+    def source(self) -> ContentSource | None:
+        return self._source
+
+    @property
+    def index(self) -> int:
+        return self._index
+
     def __repr__(self) -> str:
         return f"<Message uid={self.uid} size={self.size} flags={sorted(self.flags)}>"
