@@ -47,6 +47,10 @@ class FakeProvider:
         self.host = host
         self.store = store or MailStore()
         self.imap_config = imap or ImapConfig()
+        # Each server works on its own copy: fault rules change these ("capabilities"), never
+        # the config the caller passed in.
+        self._plain_config = dataclasses.replace(self.imap_config)
+        self._implicit_config = dataclasses.replace(self.imap_config, starttls=False, login_disabled=False)
         rules = [r if isinstance(r, Rule) else Rule.from_dict(r, f"faults[{i}]") for i, r in enumerate(faults)]
         self.faults = FaultEngine(rules, seed=seed)
         self.seed = seed
@@ -71,11 +75,9 @@ class FakeProvider:
         reactor = self.runtime.reactor
         context = self.cert.twisted_context_factory(self.tls_versions)
         common = dict(store=self.store, wire=self.wire, faults=self.faults, tls_context=context,
-                      reactor=reactor)
-        plain = ImapServerFactory(name="imap", config=self.imap_config, implicit_tls=False, **common)
-        implicit = ImapServerFactory(name="imaps", config=dataclasses.replace(self.imap_config, starttls=False,
-                                                                                login_disabled=False),
-                                     implicit_tls=True, **common)
+                      reactor=reactor, provider_configs=self._server_configs)
+        plain = ImapServerFactory(name="imap", config=self._plain_config, implicit_tls=False, **common)
+        implicit = ImapServerFactory(name="imaps", config=self._implicit_config, implicit_tls=True, **common)
         interface = "127.0.0.1" if self.host == "localhost" else self.host
         self._ports["imap"] = reactor.listenTCP(0, plain, interface=interface)
         self._ports["imaps"] = reactor.listenSSL(0, implicit, context, interface=interface)
@@ -91,11 +93,14 @@ class FakeProvider:
     def _stop_in_loop(self):
         from twisted.internet.defer import DeferredList
 
-        for factory in self._factories:
-            factory.abort_all()
         waits = [port.stopListening() for port in self._ports.values()]
         self._ports.clear()
+        waits += [factory.abort_all() for factory in self._factories]  # fire once every connection is gone
         return DeferredList([w for w in waits if w is not None])
+
+    @property
+    def _server_configs(self) -> list[ImapConfig]:
+        return [self._plain_config, self._implicit_config]
 
     def __enter__(self) -> "FakeProvider":
         return self.start()
@@ -142,7 +147,7 @@ class FakeProvider:
 
             self.wire.run += 1
             for _, action in self.faults.decide("run", {"run": self.wire.run}):
-                state_actions.apply(action, self.store, None)
+                state_actions.apply(action, self.store, None, self._server_configs)
             return self.wire.run
 
         return self.call(advance)

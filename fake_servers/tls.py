@@ -11,6 +11,7 @@ import datetime
 import enum
 import ssl
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -58,8 +59,10 @@ class ServerCert:
             ctx.load_cert_chain(chain.name, key.name)
         if versions is TLSVersions.LEGACY_ONLY:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-            ctx.minimum_version = ssl.TLSVersion.TLSv1
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+            with warnings.catch_warnings():  # deprecated on purpose: this server exists to offer them
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         else:
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
@@ -69,11 +72,23 @@ class ServerCert:
         return _OpenSSLServerContext(self, versions)
 
 
+def _context_factory_interface():
+    from twisted.internet.interfaces import IOpenSSLContextFactory
+
+    return IOpenSSLContextFactory
+
+
 class _OpenSSLServerContext:
-    """Builds the pyOpenSSL context once; Twisted asks for it per connection."""
+    """Builds the pyOpenSSL context once; Twisted asks for it per connection.
+
+    Declared an ``IOpenSSLContextFactory`` so Twisted uses it as is (without the declaration
+    it warns and wraps it as a legacy factory).
+    """
 
     def __init__(self, cert: ServerCert, versions: TLSVersions) -> None:
-        from OpenSSL import SSL, crypto
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from OpenSSL import SSL
 
         ctx = SSL.Context(SSL.TLS_METHOD)
         if versions is TLSVersions.LEGACY_ONLY:
@@ -83,15 +98,23 @@ class _OpenSSLServerContext:
         else:
             ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
         pems = _split_pem(cert.chain_pem)
-        ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_PEM, pems[0]))
+        ctx.use_certificate(x509.load_pem_x509_certificate(pems[0]))
         for extra in pems[1:]:
-            ctx.add_extra_chain_cert(crypto.load_certificate(crypto.FILETYPE_PEM, extra))
-        ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, cert.key_pem))
+            ctx.add_extra_chain_cert(x509.load_pem_x509_certificate(extra))
+        ctx.use_privatekey(serialization.load_pem_private_key(cert.key_pem, password=None))
         ctx.check_privatekey()
         self._context = ctx
 
     def getContext(self):  # noqa: N802 - Twisted's interface name
         return self._context
+
+
+try:
+    from zope.interface import classImplements
+
+    classImplements(_OpenSSLServerContext, _context_factory_interface())
+except ImportError:  # Twisted is optional for stdlib-only users of the material
+    pass
 
 
 def _split_pem(blob: bytes) -> list[bytes]:

@@ -20,17 +20,48 @@ class TwistedSink:
     def close(self) -> None:
         self.transport.loseConnection()
 
-    def abort(self) -> None:
-        sock = raw_socket(self.transport)
+    def abort(self, flush: bool = False) -> None:
+        """Reset the connection; with ``flush``, only once what was written reached the socket
+        (Twisted buffers writes, and an abort drops its buffers)."""
+        tcp = innermost(self.transport)
+        if flush and not getattr(tcp, "disconnected", True):
+            for layer in (self.transport, getattr(tcp, "protocol", None)):
+                aggregator = getattr(layer, "_aggregator", None)  # TLS coalesces small writes
+                if aggregator is not None:
+                    aggregator.flush()
+            if _unsent(tcp):
+                self.reactor.callLater(0.001, self.abort, True)
+                return
+        # Abort the TCP transport itself: a TLS layer above it would first send close_notify,
+        # which the client reads as a clean end of stream rather than a reset.
+        sock = raw_socket(tcp)
         if sock is not None:
             try:  # linger 0 turns the close into a TCP RST, as a crashing middlebox does
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except OSError:
                 pass
-        self.transport.abortConnection()
+        tcp.abortConnection()
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any:
         return self.reactor.callLater(delay, fn)
+
+
+def _unsent(tcp: Any) -> int:
+    """Bytes a Twisted file descriptor holds that the kernel has not taken yet."""
+    try:
+        return len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
+    except (AttributeError, TypeError):
+        return 0
+
+
+def innermost(transport: Any) -> Any:
+    """The lowest transport under any wrappers (TLS), the one that owns the socket."""
+    for _ in range(4):
+        inner = getattr(transport, "transport", None)
+        if inner is None:
+            return transport
+        transport = inner
+    return transport
 
 
 def raw_socket(transport: Any) -> socket.socket | None:

@@ -36,7 +36,7 @@ class Chunk:
 class CommandRecord:
     """One client command (or continuation line) as the server parsed it."""
 
-    at: float
+    at: float  # when its first byte arrived
     tls: bool
     state: str  # protocol state when it arrived, e.g. "not-authenticated"
     tag: str | None
@@ -45,6 +45,7 @@ class CommandRecord:
     redacted: str  # what a transcript shows: secrets replaced by "***"
     credentials: bool = False  # carries a password, token or SASL response
     mail_data: bool = False  # carries message content (APPEND, DATA)
+    executed: bool = True  # False: received but thrown away (plaintext pipelined behind STARTTLS)
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class ConnectionRecord:
     bytes_sent: int = 0
     _kept_server_bytes: int = 0
     listener: Callable[["ConnectionRecord", str], None] | None = None  # live transcripts (serve)
+    _done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     # -- written by the fakes ------------------------------------------------------------
 
@@ -130,12 +132,17 @@ class ConnectionRecord:
         if self.closed_at is None:
             self.closed_at = time.monotonic()
             self.close_reason = reason
+            self._done.set()
 
     # -- read by the harness -------------------------------------------------------------
 
     @property
     def open(self) -> bool:
         return self.closed_at is None
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block (off the loop thread) until the fake saw this connection end; False on timeout."""
+        return self._done.wait(timeout)
 
     def client_bytes(self, *, tls: bool | None = None) -> bytes:
         return b"".join(c.data for c in self.chunks if c.sender == CLIENT and (tls is None or c.tls == tls))
@@ -148,7 +155,7 @@ class ConnectionRecord:
         rows: list[tuple[float, int, str]] = []
         for c in self.commands:
             text = c.redacted if redact else c.raw.decode("utf-8", "replace").rstrip("\r\n")
-            rows.append((c.at, 0, f"C: {text}"))
+            rows.append((c.at, 0, f"C: {text}" + ("" if c.executed else "   [not executed]")))
         for r in self.responses:
             rows.append((r.at, 1, f"S: {r.line}" + ("   [injected]" if r.injected else "")))
         for n in self.notes:
@@ -170,6 +177,7 @@ class WireLog:
         self._ids = itertools.count(1)
         self._sessions: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._opened = threading.Condition(self._lock)
         self.run = 1
         self.listener: Callable[[ConnectionRecord, str], None] | None = None
 
@@ -190,7 +198,19 @@ class WireLog:
                 listener=self.listener,
             )
             self.connections.append(record)
+            self._opened.notify_all()
         return record
+
+    def wait_for_connections(self, count: int, timeout: float | None = None, **where) -> list[ConnectionRecord]:
+        """Block (off the loop thread) until at least ``count`` connections matching ``where``
+        were accepted; returns them (fewer on timeout)."""
+        def matching() -> list[ConnectionRecord]:
+            return [c for c in self.connections
+                    if all(getattr(c, key) == value for key, value in where.items())]
+
+        with self._opened:
+            self._opened.wait_for(lambda: len(matching()) >= count, timeout)
+            return matching()
 
     def open_count(self, server: str | None = None) -> int:
         return sum(1 for c in self.connections if c.open and (server is None or c.server == server))

@@ -2,7 +2,16 @@
 
 Rules are data so that scenario files can carry them. Loading is strict: an unknown key,
 event or action is an error that names the closest valid word, because a typo that silently
-disables a fault would make a scenario pass for the wrong reason.
+disables a fault would make a scenario pass for the wrong reason. For the same reason a
+matcher key the event never carries (``command`` on ``connect``), an action the event cannot
+carry out (``reset`` at a ``run`` boundary), an unknown state or UIDVALIDITY mode, and an
+out-of-range number are errors too.
+
+Events: ``connect`` (accepted), ``tls`` (handshake done), ``greeting``, ``command``
+(received; its state actions happen before it runs, and ``reply``, ``bye``, ``close``,
+``reset`` and ``stall`` keep it from running), ``response`` (its tagged response is about to
+be sent, after it ran: ``reply`` there changes what the client is told, not what was done),
+``idle`` (the client has just entered IDLE), ``run`` (a run boundary: state actions only).
 
 >>> rule = Rule.from_dict({"on": "command", "command": "LOGIN", "nth": 1,
 ...                        "action": "reply", "status": "NO", "code": "UNAVAILABLE",
@@ -13,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 EVENTS = ("connect", "greeting", "command", "response", "tls", "idle", "run")
@@ -52,11 +61,45 @@ MATCH_KEYS: dict[str, type | tuple[type, ...]] = {
     "probability": (int, float),
 }
 
-RULE_KEYS = ("on", "action", "description") 
+# Which matcher keys mean something for each event (a key whose value the event never has
+# would make the rule silently inert, so it is refused).
+_COUNTING = ("nth", "after", "times", "probability")
+_CONNECTION = ("session", "run", "connections_over")
+EVENT_MATCH_KEYS: dict[str, frozenset[str]] = {
+    "connect": frozenset(_COUNTING + _CONNECTION),
+    "greeting": frozenset(_COUNTING + _CONNECTION + ("tls",)),
+    "tls": frozenset(_COUNTING + _CONNECTION),
+    "command": frozenset(_COUNTING + _CONNECTION + ("command", "state", "tls", "user")),
+    "response": frozenset(_COUNTING + _CONNECTION + ("command", "state", "tls", "user", "status")),
+    "idle": frozenset(_COUNTING + _CONNECTION + ("state", "tls", "user")),
+    "run": frozenset(_COUNTING + ("run",)),
+}
+
+STATE_ACTIONS = ("uidvalidity", "expunge", "new_mail", "capabilities")
+# Which actions each event can carry out: at a run boundary there is no connection, and after a
+# TLS handshake or at the start of IDLE there is no command to reply to.
+EVENT_ACTIONS: dict[str, frozenset[str]] = {
+    "run": frozenset(STATE_ACTIONS),
+    "tls": frozenset(ACTIONS) - {"reply"},
+    "idle": frozenset(ACTIONS) - {"reply"},
+}
+
+STATES = ("not-authenticated", "authenticated", "selected")
+UIDVALIDITY_MODES = ("keep", "renumber", "shuffle")
+
+# Lowest allowed value of numeric keys and parameters.
+_MINIMUM: dict[str, float] = {
+    "session": 1, "run": 1, "nth": 1, "after": 0, "times": 0, "connections_over": 0,
+    "seconds": 0, "jitter": 0, "bytes_per_second": 1, "size": 1, "after_bytes": 0, "count": 1,
+}
+# Element types of list parameters.
+_ITEMS: dict[str, type] = {"lines": str, "add": str, "remove": str, "uids": int}
 
 
 class RuleError(ValueError):
-    """A fault rule that cannot be understood; the message names the closest valid word."""
+    """A fault rule that cannot be understood; the message names the closest valid word.
+
+    """
 
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
@@ -121,27 +164,39 @@ class Rule:
         """Build a rule from its data form, strictly.
 
         The data form is flat: ``on``, the matcher keys, then either ``action`` plus that
-        action's parameters, or ``actions`` as a list of ``{action: ..., params...}``.
+        action's parameters, or ``actions`` as a list of ``{action: ..., params...}``. A key
+        that is both (``status``) belongs to the flat action.
         """
         if not isinstance(data, Mapping):
             raise RuleError(f"{where}: a fault rule is a table of keys, not {type(data).__name__}")
         on = data.get("on")
         if on is None:
-            raise RuleError(f"{where}: missing 'on' (one of: {', '.join(EVENTS)})")
+            raise RuleError(f"{where}: missing 'on' (one of: {', '.join(EVENTS)})", "on")
         if on not in EVENTS:
             raise RuleError(f"{where}: unknown event {on!r}{closest(str(on), EVENTS)}", str(on))
         match_args: dict[str, Any] = {}
         action_specs: list[Mapping[str, Any]] = []
         flat_action: dict[str, Any] = {}
+        # In the flat form a parameter of the named action wins over a matcher key of the same
+        # name ("status" of "reply"); to match on the status as well, use the "actions" list.
+        flat_name = data.get("action")
+        if flat_name is not None and flat_name not in ACTIONS:
+            raise RuleError(f"{where}.action: unknown action {flat_name!r}{closest(str(flat_name), ACTIONS)}",
+                            str(flat_name))
+        flat_params = ACTIONS.get(flat_name, {})
         for key, value in data.items():
             if key in ("on", "description"):
                 continue
-            if key in MATCH_KEYS:
+            if key in MATCH_KEYS and key not in flat_params:
                 _check_type(where, key, value, MATCH_KEYS[key])
+                if key not in EVENT_MATCH_KEYS[on]:
+                    raise RuleError(f"{where}: {key!r} never matches on {on!r} events (keys for {on!r}: "
+                                    f"{', '.join(sorted(EVENT_MATCH_KEYS[on]))})", key)
+                _check_minimum(where, key, value)
                 match_args[key] = value.upper() if key in ("command", "status") and isinstance(value, str) else value
             elif key == "actions":
                 if not isinstance(value, list) or not value:
-                    raise RuleError(f"{where}: 'actions' is a non-empty list of tables")
+                    raise RuleError(f"{where}: 'actions' is a non-empty list of tables", key)
                 action_specs.extend(value)
             else:
                 flat_action[key] = value
@@ -152,12 +207,20 @@ class Rule:
                 raise RuleError(f"{where}: unknown key {key!r}{closest(key, valid)}", key)
             action_specs.insert(0, flat_action)
         if not action_specs:
-            raise RuleError(f"{where}: a rule needs 'action' (one of: {', '.join(ACTIONS)})")
+            raise RuleError(f"{where}: a rule needs 'action' (one of: {', '.join(ACTIONS)})", "on")
         actions = tuple(_action(spec, f"{where}.action" if i == 0 else f"{where}.actions[{i}]")
                         for i, spec in enumerate(action_specs))
+        allowed = EVENT_ACTIONS.get(on)
+        for action in actions:
+            if allowed is not None and action.name not in allowed:
+                raise RuleError(f"{where}: action {action.name!r} cannot be done on {on!r} events "
+                                f"(actions for {on!r}: {', '.join(sorted(allowed))})", action.name)
         probability = match_args.get("probability")
         if probability is not None and not 0 <= probability <= 1:
-            raise RuleError(f"{where}: probability must be between 0 and 1, not {probability}")
+            raise RuleError(f"{where}: probability must be between 0 and 1, not {probability}", "probability")
+        state = match_args.get("state")
+        if state is not None and state not in STATES:
+            raise RuleError(f"{where}: unknown state {state!r}{closest(state, STATES)}", "state")
         return cls(on, Matcher(**match_args), actions, str(data.get("description", "")))
 
 
@@ -176,14 +239,31 @@ def _action(spec: Mapping[str, Any], where: str) -> Action:
             valid = set(allowed) | set(MATCH_KEYS) | {"action"}
             raise RuleError(f"{where}: action {name!r} has no parameter {key!r}{closest(key, valid)}", key)
         _check_type(where, key, value, allowed[key])
+        if key in _ITEMS:
+            for item in value:
+                _check_type(where, f"{key}[]", item, _ITEMS[key])
+        _check_minimum(where, key, value)
         params[key] = value
-    if name == "reply" and "status" not in params:
-        raise RuleError(f"{where}: action 'reply' needs 'status' (OK, NO, BAD, or an SMTP code)")
-    if name == "truncate" and params.get("then", "reset") not in ("reset", "close"):
-        raise RuleError(f"{where}: truncate's 'then' is 'reset' or 'close'")
-    if name == "untagged" and params.get("when", "before") not in ("before", "after"):
-        raise RuleError(f"{where}: untagged's 'when' is 'before' or 'after'")
+    if name == "reply" and not params.get("status"):
+        raise RuleError(f"{where}: action 'reply' needs 'status' (OK, NO, BAD, or an SMTP code)", name)
+    _check_choice(where, params, "then", ("reset", "close"))
+    _check_choice(where, params, "when", ("before", "after"))
+    if name == "uidvalidity":
+        _check_choice(where, params, "mode", UIDVALIDITY_MODES)
     return Action(name, params)
+
+
+def _check_choice(where: str, params: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> None:
+    value = params.get(key)
+    if value is not None and value not in choices:
+        raise RuleError(f"{where}: {key!r} is one of {', '.join(choices)}, not {value!r}{closest(value, choices)}",
+                        key)
+
+
+def _check_minimum(where: str, key: str, value: Any) -> None:
+    low = _MINIMUM.get(key)
+    if low is not None and value < low:
+        raise RuleError(f"{where}: {key!r} must be at least {low:g}, not {value!r}", key)
 
 
 def _check_type(where: str, key: str, value: Any, want: type | tuple[type, ...]) -> None:
@@ -194,7 +274,8 @@ def _check_type(where: str, key: str, value: Any, want: type | tuple[type, ...])
         ok = isinstance(value, wants)
     if not ok:
         names = " or ".join(t.__name__ for t in wants)
-        raise RuleError(f"{where}: {key!r} must be {names}, not {type(value).__name__} {value!r}")
+        raise RuleError(f"{where}: {key!r} must be {names}, not {type(value).__name__} {value!r}",
+                        key.removesuffix("[]"))
 
 
 @dataclass

@@ -22,7 +22,7 @@ class Sink(Protocol):
 
     def write(self, data: bytes) -> None: ...
     def close(self) -> None: ...  # after buffered data is flushed
-    def abort(self) -> None: ...  # now, with a TCP RST where possible
+    def abort(self, flush: bool = False) -> None: ...  # a TCP RST where possible; flush: after written bytes left
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any: ...  # returns a cancellable handle
 
 
@@ -66,10 +66,14 @@ class OutboundPipe:
 
     # -- what the protocol side calls ----------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, on_sent: Callable[[], None] | None = None) -> None:
+        """Queue ``data``; ``on_sent`` runs just before its first byte reaches the sink (never,
+        if the connection is reset or stalled first)."""
         if self._closed or self._stalled or not data:
             return
         if not self._queue and self._timer is None and not self.shaping.active and self._limit is None:
+            if on_sent is not None:
+                on_sent()
             self._emit(data)  # the fast path: no fault in force
             return
         release = 0.0
@@ -77,19 +81,19 @@ class OutboundPipe:
             delay = self.shaping.latency + self._rng.uniform(0, self.shaping.jitter)
             release = max(time.monotonic() + delay, self._last_release)
             self._last_release = release
-        self._queue.append(("data", data, release))
+        self._queue.append(("data", data, release, on_sent))
         self._drain()
 
     def pause(self, seconds: float) -> None:
         """Hold everything written after this point back by ``seconds``."""
-        self._queue.append(("pause", seconds, 0.0))
+        self._queue.append(("pause", seconds, 0.0, None))
         self._drain()
 
     def then(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once everything written before it has gone out (e.g. start TLS)."""
         if self._closed:
             return
-        self._queue.append(("call", fn, 0.0))
+        self._queue.append(("call", fn, 0.0, None))
         self._drain()
 
     def close(self) -> None:
@@ -119,6 +123,11 @@ class OutboundPipe:
         self._cancel_timer()
 
     @property
+    def ended(self) -> bool:
+        """Closed, reset or stalled: nothing written from now on reaches the client."""
+        return self._closed or self._stalled
+
+    @property
     def idle(self) -> bool:
         return not self._queue and self._timer is None
 
@@ -128,7 +137,7 @@ class OutboundPipe:
         if self._timer is not None or self._stalled:
             return
         while self._queue and not self._closed and not self._stalled:
-            kind, value, release = self._queue[0]
+            kind, value, release, on_sent = self._queue[0]
             now = time.monotonic()
             if kind == "pause":
                 self._queue.popleft()
@@ -145,10 +154,10 @@ class OutboundPipe:
                 return
             piece = self._piece(value)
             if len(piece) < len(value):
-                self._queue[0] = ("data", value[len(piece):], release)
+                self._queue[0] = ("data", value[len(piece):], release, None)
             else:
                 self._queue.popleft()
-            if not self._emit_limited(piece):
+            if not self._emit_limited(piece, on_sent):
                 return
             wait = self._wait_after(len(piece), more=bool(self._queue))
             if wait > 0:
@@ -171,20 +180,24 @@ class OutboundPipe:
             wait = max(wait, self.shaping.slice_interval)
         return wait
 
-    def _emit_limited(self, data: bytes) -> bool:
+    def _emit_limited(self, data: bytes, on_sent: Callable[[], None] | None) -> bool:
         if self._limit is not None:
             if len(data) >= self._limit:
                 head = data[: self._limit]
                 if head:
+                    if on_sent is not None:
+                        on_sent()
                     self._emit(head)
                 self._limit = None
                 self._queue.clear()
                 if self._limit_then == "close":
                     self._close_now()
                 else:
-                    self._abort_now()
+                    self._abort_now(flush=True)  # the client must get the bytes before the reset
                 return False
             self._limit -= len(data)
+        if on_sent is not None:
+            on_sent()
         self._emit(data)
         return True
 
@@ -211,8 +224,11 @@ class OutboundPipe:
             self._cancel_timer()
             self.sink.close()
 
-    def _abort_now(self) -> None:
+    def _abort_now(self, flush: bool = False) -> None:
         if not self._closed:
             self._closed = True
             self._cancel_timer()
-            self.sink.abort()
+            if flush:
+                self.sink.abort(flush=True)
+            else:
+                self.sink.abort()

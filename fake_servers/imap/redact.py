@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from .parser import Command, String
+
+# The tag and command name of a line the parser rejected; what follows them is hidden when the
+# command carries credentials, because a malformed LOGIN still carries the password.
+_HEAD = re.compile(rb"^([^ \r\n]*) +(?:UID +)?([A-Za-z]+)", re.IGNORECASE)
+_SECRET_COMMANDS = {"LOGIN", "AUTHENTICATE"}
 
 
 def describe_command(cmd: Command) -> tuple[str, bool, bool]:
@@ -18,6 +25,14 @@ def describe_command(cmd: Command) -> tuple[str, bool, bool]:
         return f"{head} {mech}", False, False
     mail = cmd.name == "APPEND"
     return head + "".join(" " + _show(a) for a in cmd.args), False, mail
+
+
+def describe_unparsable(raw: bytes) -> tuple[str, bool]:
+    """(redacted text, carries credentials) for input the parser rejected."""
+    m = _HEAD.match(raw)
+    if m is not None and m.group(2).decode("ascii").upper() in _SECRET_COMMANDS:
+        return raw[: m.end()].decode("utf-8", "replace") + " ***", True
+    return raw.decode("utf-8", "replace").rstrip("\r\n"), False
 
 
 def _show(value) -> str:

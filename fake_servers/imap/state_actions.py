@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from ..faults import Action
 from ..mailstore import Account, MailStore
+from .config import ImapConfig
 
 
 def _accounts(store: MailStore, account: Account | None) -> list[Account]:
     return [account] if account is not None else list(store.accounts.values())
 
 
-def apply(action: Action, store: MailStore, account: Account | None) -> None:
-    """Apply a state action to the session's account (or every account before login)."""
+def apply(action: Action, store: MailStore, account: Account | None, configs: Iterable[ImapConfig] = ()) -> None:
+    """Apply a state action to the session's account (or every account before login).
+
+    ``capabilities`` changes every config in ``configs``: the servers of one provider change
+    together, from now on.
+    """
+    if action.name == "capabilities":
+        change_capabilities(action, configs)
+        return
     for acct in _accounts(store, account):
         folder = acct.folder(action.get("folder", "INBOX"))
         if folder is None:
@@ -33,3 +43,16 @@ def apply(action: Action, store: MailStore, account: Account | None) -> None:
                     % (acct.username.encode(), i + 1, folder.uidnext, i)
                 )
                 folder.append(body)
+
+
+def change_capabilities(action: Action, configs: Iterable[ImapConfig]) -> None:
+    """Add, then remove, capabilities; a later change undoes an earlier opposite one."""
+    add = list(action.get("add", []))
+    remove = list(action.get("remove", []))
+    added = {c.upper() for c in add}
+    removed = {c.upper() for c in remove}
+    for cfg in configs:
+        keep_added = [c for c in cfg.capabilities_add if c.upper() not in removed]
+        keep_removed = [c for c in cfg.capabilities_remove if c.upper() not in added]
+        cfg.capabilities_add = tuple(dict.fromkeys(keep_added + [c for c in add if c.upper() not in removed]))
+        cfg.capabilities_remove = tuple(dict.fromkeys(keep_removed + remove))
