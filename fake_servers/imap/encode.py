@@ -104,8 +104,8 @@ def astring(value: bytes | str, utf8: bool = False, *, max_quoted: int | None = 
     """An atom when every byte is an ASTRING-CHAR, otherwise a string.
 
     The empty string and `NIL` are always quoted so they cannot be read as nothing or as NIL.
-    With `utf8`, 8-bit bytes of valid UTF-8 may stay in the atom (RFC 6855 utf8-atom rules
-    are looser than this, which is fine: a quoted string is always acceptable).
+    8-bit names are never atoms; with `utf8` (after UTF8=ACCEPT) valid UTF-8 is quoted
+    instead of sent as a literal.
     """
     b = _as_bytes(value)
     if b and b.upper() != b"NIL" and _NOT_ASTRING_CHAR.search(b) is None:

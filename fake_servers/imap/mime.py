@@ -92,8 +92,8 @@ class _Cache:
     """Facts per message, keyed by the message bytes (Python hashes a bytes object once).
 
     Bounded by the size of the messages it keeps alive, so large or many messages cannot
-    make it hold gigabytes; the oldest entries go first. Messages over 1/8 of the budget
-    are not kept at all.
+    make it hold gigabytes; the oldest entries go first. Messages over a quarter of the
+    budget are not kept at all.
     """
 
     def __init__(self, max_bytes: int):
@@ -106,7 +106,7 @@ class _Cache:
         if found is not None:
             return found
         found = _Facts()
-        if len(raw) <= self.max_bytes // 8:
+        if len(raw) <= self.max_bytes // 4:
             while self.size + len(raw) > self.max_bytes and self.data:
                 old = next(iter(self.data))
                 del self.data[old]
@@ -120,7 +120,7 @@ class _Cache:
         self.size = 0
 
 
-_cache = _Cache(64 << 20)
+_cache = _Cache(128 << 20)
 
 
 # -- header fields ----------------------------------------------------------------------------
