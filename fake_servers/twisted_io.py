@@ -18,6 +18,10 @@ class TwistedSink:
         self.transport.write(data)
 
     def close(self) -> None:
+        # A registered producer (the IMAP fake streams large FETCHes) holds TLS shutdown back
+        # until it is unregistered; the server closing means it will produce nothing more.
+        if getattr(self.transport, "producer", None) is not None or getattr(self.transport, "_producer", None):
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def abort(self, flush: bool = False) -> None:

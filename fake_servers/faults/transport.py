@@ -63,6 +63,12 @@ class OutboundPipe:
         self._limit: int | None = None
         self._limit_then = "reset"
         self._last_release = 0.0
+        self.on_drained: Callable[[], None] | None = None  # a producer waiting for room
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued here and not yet handed to the transport (shaping holds them)."""
+        return sum(len(item[1]) for item in self._queue if item[0] == "data")
 
     # -- what the protocol side calls ----------------------------------------------------
 
@@ -163,6 +169,8 @@ class OutboundPipe:
             if wait > 0:
                 self._schedule(wait)
                 return
+        if not self._queue and self.on_drained is not None and not self._closed:
+            self.on_drained()
 
     def _piece(self, data: bytes) -> bytes:
         size = len(data)

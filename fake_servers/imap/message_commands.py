@@ -6,12 +6,13 @@ from .encode import flag_list
 from .fetch import FetchItems, FetchSyntaxError, UnknownCTE, parse_fetch_items, render_fetch
 from .mailbox_commands import mailbox_name
 from .parser import Command
-from .responses import Send, status_untagged, tagged, untagged
+from .responses import Send, Stream, status_untagged, tagged, untagged
 from .search import BadCharset, SearchSyntaxError, parse_search
 from .sequence import compact, parse_sequence_set
 from .session import SELECTED, BadCommand, ImapSession, args, atom, command, flags_arg
 
 SEEN = "\\Seen"
+STREAM_ABOVE = 32  # FETCH results larger than this are made lazily, as the socket drains
 
 
 def targets(s: ImapSession, set_arg, *, uid: bool):
@@ -67,18 +68,26 @@ def fetch(s: ImapSession, cmd: Command):
     sets_seen = not view.read_only and any(item.sets_seen for item in items)
     shows_flags = any(item.kind == "FLAGS" for item in items)
     shows_modseq = any(item.kind == "MODSEQ" for item in items)
-    for seq, msg in targets(s, parts[0], uid=cmd.uid):
-        if changedsince is not None and msg.modseq <= changedsince:
-            continue
-        # RFC 3501 §6.4.5: the implied \Seen SHOULD be shown as part of the FETCH response.
-        seen_now = sets_seen and SEEN not in msg.flags and view.folder.set_flags(msg, msg.flags | {SEEN})
-        try:
+    pairs = targets(s, parts[0], uid=cmd.uid)
+
+    def responses():
+        for seq, msg in pairs:
+            if changedsince is not None and msg.modseq <= changedsince:
+                continue
+            # RFC 3501 §6.4.5: the implied \Seen SHOULD be shown as part of the FETCH response.
+            seen_now = sets_seen and SEEN not in msg.flags and view.folder.set_flags(msg, msg.flags | {SEEN})
             data = render_fetch(msg, seq, items, uid_command=cmd.uid, add_flags=seen_now)
+            yield Send(data, "untagged")
+            if (shows_flags or seen_now) and (shows_modseq or not view.condstore):
+                view.reported(msg)
+
+    if len(pairs) > STREAM_ABOVE and not any(item.kind.startswith("BINARY") for item in items):
+        out.append(Stream(responses()))  # only BINARY can fail midway (UNKNOWN-CTE)
+    else:
+        try:
+            out.extend(responses())
         except UnknownCTE:
             return [*out, tagged(cmd.tag, "NO", "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding.")]
-        out.append(Send(data, "untagged"))
-        if (shows_flags or seen_now) and (shows_modseq or not view.condstore):
-            view.reported(msg)
     out.append(tagged(cmd.tag, "OK", "Fetch completed."))
     return s._with_updates(cmd, out, allow_expunge=cmd.uid)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(slots=True)
@@ -24,6 +25,17 @@ class Send:
         if rest and text.endswith("}"):
             text += f" ... ({len(self.data)} bytes)"
         return text
+
+
+@dataclass(slots=True)
+class Stream:
+    """Many responses made lazily (a FETCH of a whole mailbox), written as the socket drains.
+
+    Nothing after it is sent, and no further command is executed, until it is exhausted; so
+    a 100,000-message FETCH holds one message in memory at a time, not all of them.
+    """
+
+    items: Iterator[Send]
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ and ``idle`` (the client has just entered IDLE).
 
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -35,10 +36,12 @@ from .config import ImapConfig
 from .mailbox_commands import idle_updates
 from .parser import Command, CommandParser, ContinuationNeeded, Line, ParseError
 from .redact import describe_command, describe_unparsable
-from .responses import Close, Send, StartTLS, continuation, status_untagged, tagged, untagged
+from .responses import Close, Send, StartTLS, Stream, continuation, status_untagged, tagged, untagged
 from .session import ImapSession, State
 
 log = Logger()
+
+STREAM_BACKLOG = 1 << 20  # bytes the pipe may hold (under shaping) before a Stream waits
 
 HALTING = ("bye", "close", "reset", "stall")  # actions after which the command is not executed
 
@@ -121,6 +124,12 @@ class ImapServerProtocol(Protocol):
         self._line_command: str | None = None  # the command whose continuation lines are awaited
         self._began: float | None = None  # when input not yet recorded as a command started to arrive
         self._starttls_at: int | None = None  # plaintext bytes received up to the end of STARTTLS
+        self._backlog: collections.deque = collections.deque()  # outputs behind a Stream
+        self._paused = False  # the transport's buffer is full (we are its push producer)
+        self._pumping = False
+        self._input_waiting = False  # input stopped behind a Stream; resume when it is done
+        self.pipe.on_drained = self._pump
+        self.transport.registerProducer(self, True)
         plan = self._apply(self._fire("connect"))
         if plan.reply is not None:  # a refusal instead of the greeting
             self._deliver(self._greeting_reply(plan.reply, default="BYE"), plan)
@@ -215,6 +224,9 @@ class ImapServerProtocol(Protocol):
 
     def _process(self) -> None:
         while not self._done and not self._tls_pending:
+            if self._backlog:  # a large response is still being written: commands wait their turn
+                self._input_waiting = True
+                return
             if self.session.wants_line:
                 self.parser.expect_line()
             else:
@@ -378,20 +390,58 @@ class ImapServerProtocol(Protocol):
     # -- output ------------------------------------------------------------------------------
 
     def _emit(self, outputs: list) -> None:
-        for out in outputs:
-            if self._closed:
-                return
-            if isinstance(out, Send):
-                self.pipe.write(out.data, self._on_sent(out))
-            elif isinstance(out, StartTLS):
-                self._starttls_at = self._consumed_plaintext()
-                self.pipe.then(self._start_tls)
-                self._tls_pending = True
-            elif isinstance(out, Close):
-                self._ending = True
-                reason = out.reason
-                self.pipe.then(lambda: self.record.note(f"server closes: {reason}"))
-                self.pipe.close()
+        self._backlog.extend(outputs)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Write the backlog; a Stream is pulled only while the transport and the pipe have room."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._backlog and not self._closed:
+                out = self._backlog[0]
+                if isinstance(out, Stream):
+                    if self._paused or self.pipe.pending_bytes > STREAM_BACKLOG:
+                        return  # resumeProducing or the pipe's on_drained calls back
+                    item = next(out.items, None)
+                    if item is None:
+                        self._backlog.popleft()
+                    else:
+                        self.pipe.write(item.data, self._on_sent(item))
+                    continue
+                self._backlog.popleft()
+                self._write(out)
+        finally:
+            self._pumping = False
+        if not self._backlog and self._input_waiting and not self._closed:
+            self._input_waiting = False
+            self._process()
+
+    def _write(self, out) -> None:
+        if isinstance(out, Send):
+            self.pipe.write(out.data, self._on_sent(out))
+        elif isinstance(out, StartTLS):
+            self._starttls_at = self._consumed_plaintext()
+            self.pipe.then(self._start_tls)
+            self._tls_pending = True
+        elif isinstance(out, Close):
+            self._ending = True
+            reason = out.reason
+            self.pipe.then(lambda: self.record.note(f"server closes: {reason}"))
+            self.pipe.close()
+
+    # -- IPushProducer: the transport tells us when its buffer is full and when it drained ----
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self._paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self._paused = True
 
     def _on_sent(self, out: Send) -> Callable[[], None]:
         """Records ``out`` as the client receives it: when its first byte is written."""
@@ -406,6 +456,10 @@ class ImapServerProtocol(Protocol):
     def connectionLost(self, reason) -> None:  # noqa: N802
         self._record_dropped_plaintext()
         self._closed = True
+        for out in self._backlog:
+            if isinstance(out, Stream):
+                out.items.close()
+        self._backlog.clear()
         self.pipe.shutdown()
         self.session.close()
         self.factory.connections.discard(self)
