@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import random
 
 from .folder import Folder
 
@@ -17,10 +18,16 @@ _WORDS = (
     b"review draft budget schedule notes team weekly quarterly summary request reply forward"
 ).split()
 _EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
 
 class SeededMessages:
-    """Content source: message ``i`` of the mailbox seeded ``seed``, about ``size`` bytes."""
+    """Content source: message ``i`` of the mailbox seeded ``seed``, exactly ``size`` bytes.
+
+    The header (sender, subject, date, Message-ID) is unique per message; the body is a
+    shared block of words cut to size, so regenerating a message on every read stays cheap.
+    """
 
     def __init__(self, seed: int, size: int = 4096, domain: str = "example.test") -> None:
         if size < 512:
@@ -28,28 +35,30 @@ class SeededMessages:
         self.seed = seed
         self.size = size
         self.domain = domain.encode()
+        words = random.Random(seed).choices(_WORDS, k=size // 4)
+        lines = [b" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
+        self._body = b"\r\n".join(lines) + b"\r\n"
+        while len(self._body) < size:
+            self._body += self._body
 
     def content(self, index: int) -> bytes:
-        digest = hashlib.blake2b(f"{self.seed}:{index}".encode(), digest_size=16).digest()
+        digest = hashlib.blake2b(b"%d:%d" % (self.seed, index), digest_size=16).digest()
         sender = _WORDS[digest[0] % len(_WORDS)]
-        topic = b" ".join(_WORDS[b % len(_WORDS)] for b in digest[1:5])
-        date = (_EPOCH + datetime.timedelta(minutes=index)).strftime("%a, %d %b %Y %H:%M:%S +0000").encode()
-        header = b"".join(
-            (
-                b"From: " + sender + b" <" + sender + b"@" + self.domain + b">\r\n",
-                b"To: user@" + self.domain + b"\r\n",
-                b"Subject: " + topic + b" #" + str(index).encode() + b"\r\n",
-                b"Date: " + date + b"\r\n",
-                b"Message-ID: <" + digest.hex().encode() + b"." + str(index).encode() + b"@" + self.domain + b">\r\n",
-                b"MIME-Version: 1.0\r\n",
-                b"Content-Type: text/plain; charset=us-ascii\r\n",
-                b"\r\n",
-            )
-        )
-        line = b" ".join(_WORDS[b % len(_WORDS)] for b in digest) + b"\r\n"
-        remaining = self.size - len(header)
-        body = (line * (remaining // len(line) + 1))[: max(remaining - 2, 0)] + b"\r\n"
-        return header + body
+        when = _EPOCH + datetime.timedelta(minutes=index)
+        header = b"".join((
+            b"From: ", sender, b" <", sender, b"@", self.domain, b">\r\n",
+            b"To: user@", self.domain, b"\r\n",
+            b"Subject: ", _WORDS[digest[1] % len(_WORDS)], b" ", _WORDS[digest[2] % len(_WORDS)], b" ",
+            _WORDS[digest[3] % len(_WORDS)], b" #%d\r\n" % index,
+            b"Date: %s, %02d %s %d %02d:%02d:00 +0000\r\n" % (
+                _DAYS[when.weekday()], when.day, _MONTHS[when.month - 1], when.year, when.hour, when.minute),
+            b"Message-ID: <", digest.hex().encode(), b".%d@" % index, self.domain, b">\r\n",
+            b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
+        ))
+        body = self._body[: self.size - len(header) - 2]
+        if body.endswith(b"\r"):  # never leave a bare CR where the cut fell inside a CRLF
+            body = body[:-1] + b" "
+        return header + body + b"\r\n"
 
     def internal_date(self, index: int) -> datetime.datetime:
         return _EPOCH + datetime.timedelta(minutes=index, seconds=30)
