@@ -151,3 +151,43 @@ class FakeProvider:
             return self.wire.run
 
         return self.call(advance)
+
+    def change(self, actions: Iterable[dict]) -> None:
+        """Apply state actions now (``uidvalidity``, ``expunge``, ``new_mail``), as a
+        scenario does between two runs; each is a rule action in its data form."""
+        parsed = [Rule.from_dict({"on": "run", **a}, f"change[{i}]").actions for i, a in enumerate(actions)]
+
+        def apply() -> None:
+            from .imap import state_actions
+
+            for group in parsed:
+                for action in group:
+                    state_actions.apply(action, self.store, None, self._server_configs)
+
+        self.call(apply)
+
+    def mailboxes(self, username: str) -> dict[str, list[bytes]]:
+        """A copy of an account's folders: name -> message bytes in UID order."""
+        def copy() -> dict[str, list[bytes]]:
+            account = self.store.account(username)
+            if account is None:
+                return {}
+            return {name: [m.raw for m in folder.messages] for name, folder in account.folders.items()}
+
+        return self.call(copy)
+
+    def first_account(self) -> tuple[str, str] | None:
+        def first():
+            for account in self.store.accounts.values():
+                return account.username, account.password
+            return None
+
+        return self.call(first)
+
+    def closed_port(self) -> int:
+        """A loopback port where nothing listens (for "connection refused" scenarios)."""
+        import socket
+
+        with socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET) as sock:
+            sock.bind((self.host if self.host != "localhost" else "127.0.0.1", 0))
+            return sock.getsockname()[1]

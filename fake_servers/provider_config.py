@@ -74,7 +74,8 @@ ACCOUNT_KEYS = {"username": str, "password": str, "app_passwords": list, "oauth_
                 "folders": list}
 FOLDER_KEYS = {"name": str, "special_use": list, "subscribed": bool, "generate": int, "generate_size": int,
                "messages": list}
-MESSAGE_KEYS = {"raw": str, "file": str, "flags": list, "internal_date": (str, datetime.datetime)}
+MESSAGE_KEYS = {"raw": str, "file": str, "flags": list, "internal_date": (str, datetime.datetime),
+                "rfc822_size": int}  # announce a wrong RFC822.SIZE (a server with a stale size)
 IMAP_KEYS = {f.name: f for f in dataclasses.fields(ImapConfig)}
 TEXT_KEYS = {f.name for f in dataclasses.fields(Texts)}
 
@@ -234,7 +235,9 @@ def _add_account(store: MailStore, table: Mapping[str, Any], where: str, base_di
         for k, message in enumerate(folder_table.get("messages", [])):
             raw, flags, date = _message(message, f"{fwhere}.messages[{k}]", base_dir)
             if not dry_run:
-                folder.append(raw, flags=flags, internal_date=date)
+                msg = folder.append(raw, flags=flags, internal_date=date)
+                if "rfc822_size" in message:
+                    msg.size = message["rfc822_size"]
         count = folder_table.get("generate", 0)
         if count and not dry_run:
             fill(folder, count, seed=seed + j, size=folder_table.get("generate_size", 4096))

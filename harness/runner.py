@@ -1,0 +1,159 @@
+"""Runs scenarios against a client: provider up, runs, changes between runs, checks, verdict.
+
+One scenario at a time here; ``run_all`` adds a selection, a baseline and progress, and
+can spread scenarios over worker processes (each has its own loop and fakes).
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import checks as check_registry
+from .adapters.base import Adapter
+from .adapters.context import ClientContext
+from .observation import Observation
+from .scenario import Scenario
+from .verdicts import CheckResult, ScenarioResult, Verdict, apply_baseline, combine
+
+TRANSCRIPT_LIMIT = 400  # lines per connection kept in a result
+
+
+@dataclass
+class RunOptions:
+    seed: int = 0
+    workdir: Path | None = None  # where each scenario's Maildir and state go (default: a temp dir)
+    replay_command: str = "mailconform run"  # how the report tells a person to replay one scenario
+    expected_failures: frozenset[str] = frozenset()  # from a baseline
+
+
+def run_scenario(scenario: Scenario, adapter: Adapter, options: RunOptions | None = None) -> ScenarioResult:
+    options = options or RunOptions()
+    started = time.monotonic()
+    result = ScenarioResult(id=scenario.id, title=scenario.title, level=scenario.level, verdict=Verdict.ERROR,
+                            tags=list(scenario.tags), source=scenario.source, requirement=scenario.requirement,
+                            replay=f"{options.replay_command} --scenario {shlex.quote(scenario.id)} --seed {options.seed}")
+    missing = adapter.supports(scenario.needs)
+    if missing:
+        result.verdict = Verdict.UNSUPPORTED
+        result.reason = f"the client does not declare: {', '.join(sorted(missing))}"
+        return result
+    if options.workdir is None:
+        with tempfile.TemporaryDirectory(prefix="mailconform-") as tmp:
+            return _run(scenario, adapter, options, Path(tmp), result, started)
+    return _run(scenario, adapter, options, Path(options.workdir), result, started)
+
+
+def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Path, result: ScenarioResult,
+         started: float) -> ScenarioResult:
+    base = workdir / scenario.id
+    maildir, state_dir, outbox = base / "Maildir", base / "state", base / "outbox"
+    for path in (maildir, state_dir, outbox):
+        path.mkdir(parents=True, exist_ok=True)
+    checks: list[CheckResult] = []
+    try:
+        provider = scenario.provider.build(seed=options.seed)
+        with provider:
+            account = provider.first_account()
+            username = scenario.client.username or (account[0] if account else "")
+            password = scenario.client.password or (account[1] if account else "")
+            security = scenario.client.imap_security
+            outcomes, snapshots = [], []
+            for run in range(1, scenario.runs + 1):
+                if run > 1:
+                    provider.next_run()
+                    for change in scenario.between_runs:
+                        if change.after == run - 1:
+                            provider.change(change.actions)
+                ctx = ClientContext(
+                    scenario=scenario.id, run=run, imap_host=provider.host,
+                    imap_port=_imap_port(provider, scenario.client),
+                    imap_security=security, username=username, password=password, email=username,
+                    ca_file=provider.ca_file, maildir=maildir, state_dir=state_dir, outbox=outbox,
+                )
+                outcomes.append(adapter.run(ctx, scenario.deadline))
+                _settle(provider)
+                snapshots.append(provider.mailboxes(username))
+            obs = Observation(scenario=scenario, wire=provider.wire, outcomes=outcomes, maildir=maildir,
+                              outbox=outbox, username=username, password=password, server_after_run=snapshots,
+                              secrets=tuple(s.encode("utf-8") for s in {password} if s))
+            for use in scenario.checks:
+                checks.append(check_registry.run(use.name, obs, use.level or scenario.level, use.params))
+            result.transcript = "\n\n".join(c.transcript(limit=TRANSCRIPT_LIMIT) for c in provider.wire.select())
+            result.client_output = "\n".join(_output(o) for o in outcomes)
+            result.runs = len(outcomes)
+    except Exception:
+        result.verdict = Verdict.ERROR
+        result.reason = "the harness failed: " + traceback.format_exc(limit=3).strip().splitlines()[-1]
+        result.client_output = traceback.format_exc()
+        result.duration = time.monotonic() - started
+        return result
+    result.checks = checks
+    verdict, reason, security = combine(scenario.level, checks)
+    if security and "security" not in result.tags:
+        result.tags.append("security")
+    result.verdict = apply_baseline(verdict, scenario.id in options.expected_failures)
+    result.reason = reason
+    result.duration = time.monotonic() - started
+    return result
+
+
+def _imap_port(provider, client) -> int:
+    endpoint = client.imap_endpoint
+    if endpoint == "auto":
+        endpoint = "implicit" if client.imap_security == "tls" else "plain"
+    if endpoint == "closed":
+        return provider.closed_port()
+    return provider.imaps_port if endpoint == "implicit" else provider.imap_port
+
+
+def _settle(provider) -> None:
+    """Wait until the fake saw every connection of the run end (the client has exited)."""
+    for conn in provider.wire.select():
+        conn.wait_closed(2.0)
+
+
+def _output(outcome) -> str:
+    parts = [outcome.summary()]
+    if outcome.stdout.strip():
+        parts.append("stdout:\n" + outcome.stdout.strip())
+    if outcome.stderr.strip():
+        parts.append("stderr:\n" + outcome.stderr.strip())
+    if outcome.error:
+        parts.append(outcome.error.strip())
+    return "\n".join(parts)
+
+
+def run_all(scenarios: list[Scenario], adapter_factory: Callable[[], Adapter], options: RunOptions,
+            progress: Callable[[int, int, ScenarioResult], None] | None = None, jobs: int = 1) -> list[ScenarioResult]:
+    """Run ``scenarios`` (in ``jobs`` worker processes when > 1), in id order in the result."""
+    results: list[ScenarioResult] = []
+    total = len(scenarios)
+    if jobs <= 1 or total <= 1:
+        for i, scenario in enumerate(scenarios, start=1):
+            result = run_scenario(scenario, adapter_factory(), options)
+            results.append(result)
+            if progress:
+                progress(i, total, result)
+        return results
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_in_worker, s.path, adapter_factory, options): s for s in scenarios}
+        for i, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            results.append(result)
+            if progress:
+                progress(i, total, result)
+    return sorted(results, key=lambda r: r.id)
+
+
+def _run_in_worker(path: Path, adapter_factory: Callable[[], Adapter], options: RunOptions) -> ScenarioResult:
+    from .scenario import load
+
+    return run_scenario(load(path), adapter_factory(), options)
