@@ -43,11 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _adapter_spec(config: pytest.Config):
-    from .run_command import AdapterSpec
-
     python = config.getoption("--mailconform-client-python")
     command = config.getoption("--mailconform-client") or config.getini("mailconform_client")
     features = config.getoption("--mailconform-features")
+    if not (python or command):
+        return None  # an ordinary pytest run: the plugin only offers fixtures
+    from .run_command import AdapterSpec
+
     if python:
         return AdapterSpec("python", python, None, features)
     if command:
