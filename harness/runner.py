@@ -76,9 +76,14 @@ def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Pat
                     imap_security=security, username=username, password=password, email=username,
                     ca_file=provider.ca_file, maildir=maildir, state_dir=state_dir, outbox=outbox,
                 )
+                if run == 1:
+                    adapter.start(ctx)  # daemons start once per scenario; others do nothing
                 outcomes.append(adapter.run(ctx, scenario.deadline))
                 _settle(provider)
                 snapshots.append(provider.mailboxes(username))
+            life = adapter.stop()  # a daemon's whole life, as run 0
+            if life is not None:
+                outcomes.append(life)
             obs = Observation(scenario=scenario, wire=provider.wire, outcomes=outcomes, maildir=maildir,
                               outbox=outbox, username=username, password=password, server_after_run=snapshots,
                               secrets=tuple(s.encode("utf-8") for s in {password} if s))

@@ -1,0 +1,1 @@
+"""Small client programs that behave, or misbehave, on purpose, for the adapter tests."""

@@ -1,0 +1,3 @@
+"""A client module that fails while being imported."""
+
+raise RuntimeError("broken at import time")
