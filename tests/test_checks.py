@@ -633,6 +633,32 @@ def test_store_matches_server__fail_every_kind_of_difference(provider, observe, 
     assert ">> S: * " in e.wire and "FETCH" in e.wire  # the FETCH that carried the missing message
 
 
+def test_store_matches_server__clean_stop_is_only_a_should(provider, observe, tmp_path):
+    """A client that stops with a clear error and loses nothing is NON-STRICT, not FAIL."""
+    root = tmp_path / "Maildir"
+    mini_sync(provider, root)
+    next((root / "INBOX").glob("*/2.*")).unlink()  # never fetched: the client stopped first
+    stopped = [Outcome(1, 1, False, 0.3, "", "ERROR: UID validity problem for folder INBOX")]
+    result = judge("store_matches_server", observe(provider, outcomes=stopped), {"clean_stop": ["uid ?validity"]})
+    assert result.passed is False and result.level == "SHOULD"
+    assert any("stops with a clear error" in e.rule for e in result.evidence)
+
+
+def test_store_matches_server__clean_stop_needs_the_error_and_no_damage(provider, observe, tmp_path):
+    root = tmp_path / "Maildir"
+    mini_sync(provider, root)
+    inbox = {p.name.split(".")[0]: p for p in (root / "INBOX").glob("*/*")}
+    shutil.copy(inbox["3"], inbox["3"].with_name("3-copy.mini"))  # a duplicate is damage
+    stopped = [Outcome(1, 1, False, 0.3, "", "ERROR: UID validity problem")]
+    damaged = judge("store_matches_server", observe(provider, outcomes=stopped), {"clean_stop": ["uid ?validity"]})
+    assert damaged.passed is False and damaged.level == "MUST"
+    inbox["3"].with_name("3-copy.mini").unlink()
+    inbox["2"].unlink()
+    silent = [Outcome(1, 1, False, 0.3, "", "something went wrong")]
+    unclear = judge("store_matches_server", observe(provider, outcomes=silent), {"clean_stop": ["uid ?validity"]})
+    assert unclear.passed is False and unclear.level == "MUST"
+
+
 def test_store_matches_server__pass_allowed_missing(provider, observe, tmp_path):
     root = tmp_path / "Maildir"
     mini_sync(provider, root)

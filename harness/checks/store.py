@@ -237,12 +237,16 @@ RULE_MATCH = "the local store equals the server: nothing missing, duplicated, st
 STORE_PARAMS = {"folders": list[str], "run": int, "delimiter": str}
 
 
-@check("store_matches_server", {**STORE_PARAMS, "allow_missing": int}, minimum={"allow_missing": 0, "run": 1},
+@check("store_matches_server", {**STORE_PARAMS, "allow_missing": int, "clean_stop": list[str]},
+       minimum={"allow_missing": 0, "run": 1},
        doc="""Per folder (folders, as the server names them; all folders of both sides by default),
        the Maildir holds each server message as many times as the server does, nothing else, and no
        truncated copy; at most allow_missing messages in all may be missing. Compared with the server
-       after the last run, or after run; delimiter is the server's hierarchy delimiter.""")
-def store_matches_server(obs, level, folders=None, allow_missing=0, run=None, delimiter="/"):
+       after the last run, or after run; delimiter is the server's hierarchy delimiter. With
+       clean_stop (regexes), a client that instead stopped with a non-zero exit and an error matching
+       one of them, having lost and duplicated nothing (stale or not-yet-fetched messages only), is
+       judged at SHOULD level: stopping with a clear error is better than corrupting the store.""")
+def store_matches_server(obs, level, folders=None, allow_missing=0, run=None, delimiter="/", clean_stop=None):
     server, run_no = server_state(obs, run)
     diffs = compare(server, _maildir(obs), folders=folders, delimiter=delimiter)
     missing = sum(len(d.missing) for d in diffs)
@@ -250,10 +254,28 @@ def store_matches_server(obs, level, folders=None, allow_missing=0, run=None, de
     if bad:
         parts = ("missing", "duplicated", "stale", "truncated") if missing > allow_missing else \
             ("duplicated", "stale", "truncated")
-        return failed(level, [_folder_evidence(obs, d, run_no, RULE_MATCH, parts) for d in bad])
+        evidence = [_folder_evidence(obs, d, run_no, RULE_MATCH, parts) for d in bad]
+        if clean_stop and _stopped_cleanly(obs, diffs, clean_stop):
+            evidence.append(Evidence("a client that cannot converge stops with a clear error and loses nothing",
+                                     "the store converges", "the client stopped with a matching error; nothing "
+                                     "duplicated or truncated", run=run_no))
+            return failed("SHOULD" if level == "MUST" else level, evidence)
+        return failed(level, evidence)
     note = f" ({missing} missing, {allow_missing} allowed)" if missing else ""
     return passed(level, [Evidence(RULE_MATCH, "local = server", f"local/server per folder: {_summary(diffs)}{note}",
                                    run=run_no)])
+
+
+def _stopped_cleanly(obs, diffs: list, patterns: list[str]) -> bool:
+    import re
+
+    last = obs.outcomes[-1] if obs.outcomes else None
+    if last is None or last.killed_at_deadline or not last.exit_status or last.exit_status < 0:
+        return False
+    said = f"{last.stderr}\n{last.stdout}\n{last.error or ''}"
+    if not any(re.search(p, said, re.IGNORECASE) for p in patterns):
+        return False
+    return not any(d.duplicated or d.truncated for d in diffs)
 
 
 RULE_DUPLICATES = "no message is stored more often than the server holds it"
