@@ -1,0 +1,114 @@
+"""The catalog end to end, through `mailconform run`, against real clients.
+
+The bundled reference client must earn a PASS on every scenario; a careless client and
+real third-party clients (offlineimap, curl) must get the verdicts their documented
+behaviour deserves (docs/clients.md explains each).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(tmp_path, *args: str, timeout: float = 600) -> tuple[int, dict, str]:
+    report = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--json", str(report),
+                           "--html", str(tmp_path / "report.html"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return proc.returncode, data, proc.stderr
+
+
+def verdicts(report: dict) -> dict[str, str]:
+    return {r["id"]: r["verdict"] for r in report["results"]}
+
+
+def test_reference_client_passes_the_whole_catalog(tmp_path):
+    code, report, err = run(tmp_path, "-j", "2", "--junit", str(tmp_path / "junit.xml"))
+    bad = {i: v for i, v in verdicts(report).items() if v != "PASS"}
+    assert bad == {}, err
+    assert code == 0
+    assert report["schema_version"] == 1 and len(report["results"]) >= 45
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert int(suite.get("tests")) == len(report["results"]) and int(suite.get("failures")) == 0
+    assert (tmp_path / "report.html").read_text().count("imap.tls.no-starttls") >= 1
+    assert "[" in err and "PASS" in err  # progress lines
+
+
+CARELESS_EXPECTED = {
+    "imap.tls.no-starttls": "FAIL",           # logs in over plaintext
+    "imap.tls.cert-expired": "FAIL",          # accepts an expired certificate
+    "imap.tls.cert-untrusted-starttls": "FAIL",
+    "imap.uidvalidity.changed": "FAIL",       # names files by UID across UIDVALIDITY epochs
+    "imap.tls.logindisabled": "PASS",         # it does STARTTLS when offered
+}
+
+
+def test_careless_client_fails_what_it_violates(tmp_path):
+    args = ["--client-python", "tests.clients.careless:sync", "--features", "imap"]
+    for scenario in CARELESS_EXPECTED:
+        args += ["--scenario", scenario]
+    code, report, err = run(tmp_path, *args)
+    assert code == 1
+    assert verdicts(report) == CARELESS_EXPECTED, err
+    by_id = {r["id"]: r for r in report["results"]}
+    assert "security" in by_id["imap.tls.no-starttls"]["tags"]
+    assert "replay: mailconform run --client-python tests.clients.careless:sync" in err
+
+
+def test_baseline_turns_known_failures_into_xfail_and_stale_entries_into_xpass(tmp_path):
+    baseline = tmp_path / "known.txt"
+    baseline.write_text("imap.tls.no-starttls\nimap.tls.logindisabled\n")
+    code, report, _ = run(tmp_path, "--client-python", "tests.clients.careless:sync", "--baseline", str(baseline),
+                          "--scenario", "imap.tls.no-starttls", "--scenario", "imap.tls.logindisabled")
+    assert verdicts(report) == {"imap.tls.no-starttls": "XFAIL", "imap.tls.logindisabled": "XPASS"}
+    assert code == 1  # an XPASS fails the run so the baseline gets updated
+
+
+OFFLINEIMAP_EXPECTED = {
+    "imap.tls.cert-expired": "PASS",             # implicit TLS verifies against sslcacertfile
+    "imap.tls.cert-expired-starttls": "FAIL",    # its STARTTLS path does not verify the certificate
+    "imap.tls.no-starttls": "FAIL",              # starttls = yes falls back to plaintext
+    "imap.tls.logindisabled": "PASS",
+    "imap.uidvalidity.changed": "NON-STRICT",    # stops the folder with "UID validity problem"
+}
+
+
+@pytest.mark.skipif(shutil.which("offlineimap") is None, reason="offlineimap not installed (Debian: offlineimap3)")
+def test_offlineimap_gets_the_verdicts_its_behaviour_deserves(tmp_path):
+    args = ["--client", "sh clients/offlineimap.sh", "-j", "2"]
+    for scenario in OFFLINEIMAP_EXPECTED:
+        args += ["--scenario", scenario]
+    code, report, err = run(tmp_path, *args)
+    assert verdicts(report) == OFFLINEIMAP_EXPECTED, err
+    assert code == 1
+
+
+CURL_EXPECTED = {
+    "imap.tls.no-starttls": "PASS",          # --ssl-reqd refuses plaintext
+    "imap.tls.cert-wrong-host": "PASS",
+    "imap.auth.non-ascii-username": "PASS",
+    "imap.uidvalidity.changed": "FAIL",      # the script keys files by UID
+}
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_script_gets_the_verdicts_its_behaviour_deserves(tmp_path):
+    args = ["--client", "sh clients/curl-sync.sh", "--scenarios-dir", str(tmp_path / "scenarios")]
+    # curl syncs INBOX only: run the scenarios on an INBOX-only account.
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    for path in (tmp_path / "scenarios").rglob("*.toml"):
+        path.write_text(path.read_text().replace('{"name": "Sent"', '{"name": "Sent-unused"'))
+    for scenario in CURL_EXPECTED:
+        args += ["--scenario", scenario]
+    code, report, err = run(tmp_path, *args)
+    assert verdicts(report) == CURL_EXPECTED, err
