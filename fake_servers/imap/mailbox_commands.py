@@ -72,6 +72,7 @@ def _select(s: ImapSession, cmd: Command, read_only: bool):
     view = SelectedView(folder, read_only=read_only, condstore=condstore)
     s.select(view)
     keywords = sorted({f for m in folder.messages for f in m.flags if not f.startswith("\\")}) if len(folder) < 50000 else []
+    view.keywords = set(keywords)
     flags = " ".join((*SELECT_FLAGS, *keywords))
     permanent = "" if read_only else " ".join((*SELECT_FLAGS, *keywords, "\\*"))
     out = [

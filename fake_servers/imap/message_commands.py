@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .config import SELECT_FLAGS
 from .encode import flag_list
 from .fetch import FetchItems, FetchSyntaxError, UnknownCTE, parse_fetch_items, render_fetch
 from .mailbox_commands import mailbox_name
@@ -115,6 +116,13 @@ def store(s: ImapSession, cmd: Command):
     if view.read_only:
         return [tagged(cmd.tag, "NO", "Mailbox is read-only.")]
     out: list = s.enable_condstore() if unchangedsince is not None else []
+    new_keywords = {f for f in flags if not f.startswith("\\")} - view.keywords if op != "-FLAGS" and pairs else set()
+    if new_keywords:  # RFC 3501 §7.2.6: FLAGS lists what applies to the mailbox, now one more
+        view.keywords |= new_keywords
+        keywords = sorted(view.keywords)
+        out.append(untagged(f"FLAGS ({' '.join((*SELECT_FLAGS, *keywords))})"))
+        out.append(status_untagged("OK", f"[PERMANENTFLAGS ({' '.join((*SELECT_FLAGS, *keywords, chr(92) + '*'))})] "
+                                         "Flags permitted."))
     modified = []
     for seq, msg in pairs:
         if unchangedsince is not None and msg.modseq > unchangedsince:

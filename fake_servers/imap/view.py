@@ -21,6 +21,7 @@ class SelectedView:
         self.condstore = condstore
         self.uids: list[int] = list(folder.uids)  # what the client knows, by sequence number
         self.uidvalidity = folder.uidvalidity
+        self.keywords: set[str] = set()  # announced in FLAGS; SELECT fills it
         self._synced_modseq = folder.highest_modseq
         self._synced_version = folder.version
         # uid -> modseq of flags this session's own responses already showed its client
