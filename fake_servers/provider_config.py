@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from .faults import Rule, RuleError
 from .imap.config import ImapConfig, Texts
 from .mailstore import MailStore, UidValidityMode, UidValidityPolicy, fill
+from .mailstore import fuzz as fuzzed
 from .provider import FakeProvider
 from .tls import CertKind, TLSVersions
 
@@ -73,7 +74,8 @@ ACCOUNT_KEYS = {"username": str, "password": str, "app_passwords": list, "oauth_
                 "require_app_password": bool, "delimiter": str, "uidvalidity_policy": str, "uidvalidity_mode": str,
                 "folders": list}
 FOLDER_KEYS = {"name": str, "special_use": list, "subscribed": bool, "generate": int, "generate_size": int,
-               "messages": list}
+               "messages": list,
+               "fuzz": int}  # fuzzed messages 0..N-1 of corpus seed + folder position (mailstore/fuzz.py)
 MESSAGE_KEYS = {"raw": str, "file": str, "flags": list, "internal_date": (str, datetime.datetime),
                 "rfc822_size": int}  # announce a wrong RFC822.SIZE (a server with a stale size)
 IMAP_KEYS = {f.name: f for f in dataclasses.fields(ImapConfig)}
@@ -241,6 +243,11 @@ def _add_account(store: MailStore, table: Mapping[str, Any], where: str, base_di
         count = folder_table.get("generate", 0)
         if count and not dry_run:
             fill(folder, count, seed=seed + j, size=folder_table.get("generate_size", 4096))
+        fuzz = folder_table.get("fuzz", 0)
+        if fuzz < 0:
+            raise ConfigError(f"{fwhere}.fuzz: the number of fuzzed messages is at least 0, not {fuzz}", "fuzz")
+        if fuzz and not dry_run:  # each carries X-Fuzz-Seed and X-Fuzz-Index, enough to replay it alone
+            fuzzed.fill(folder, fuzz, seed=seed + j)
 
 
 def _message(table: Mapping[str, Any], where: str, base_dir: Path | None):

@@ -182,3 +182,66 @@ def info_timing(obs, level):
                                  f"{obs.wire.peak_concurrency(run=run)} at once; {sent:,} bytes from the client, "
                                  f"{received:,} bytes to it", run=run))
     return measured(evidence)
+
+
+RULE_ALERT = "a pre-TLS [ALERT] is not shown as if the server had said it"
+_ALERT = re.compile(r"\[ALERT\]\s*(.*)", re.IGNORECASE)
+_LINK = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
+_MARKED = re.compile(r"plain ?text|before (the )?tls|pre-?tls|untrusted|unverified|insecure|inject|spoof|ignor|discard",
+                     re.IGNORECASE)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _pre_tls_alerts(obs, run: int) -> list[tuple]:
+    """(connection, response, alert text) for every [ALERT] the fakes sent in plaintext in
+    ``run`` whose text they did not also send over TLS in that run (that one is the server's)."""
+    sent = [(conn, resp, m.group(1).strip()) for conn in obs.wire.select(run=run) for resp in conn.responses
+            if (m := _ALERT.search(resp.line))]
+    over_tls = {_flat(text) for _, resp, text in sent if resp.tls}
+    return [(conn, resp, text) for conn, resp, text in sent
+            if not resp.tls and text and _flat(text) not in over_tls]
+
+
+def _shown(output: str, text: str) -> tuple[str, str | None]:
+    """How ``output`` repeats alert ``text``: ("text" | "link" | "", the output line that does)."""
+    links = [_flat(link.rstrip(".,;)")) for link in _LINK.findall(text)]
+    for line in output.splitlines():
+        flat = _flat(line)
+        if _flat(text) in flat:
+            return "text", line.strip()
+        if any(link in flat for link in links):
+            return "link", line.strip()
+    return "", None
+
+
+@check("alert_shown_before_tls", {"run": int}, minimum={"run": 0}, doc="""Measured only (INFO, never a
+       failure): whether each run (or only run) repeated, on stdout, stderr or in its python exception,
+       the text (or the link) of an [ALERT] the fakes sent in plaintext before TLS, such as one injected
+       after the greeting, and not also over TLS. Evidence quotes the alert, the output line that
+       repeated it, and whether that line marks it as untrusted; the python adapter captures no
+       output, so there only the exception counts.""")
+def alert_shown_before_tls(obs, level, run=None):
+    evidence = []
+    expected = "a pre-TLS alert is not shown, or shown marked as untrusted"
+    for outcome in _runs(obs, run):
+        alerts = _pre_tls_alerts(obs, outcome.run)
+        if not alerts:
+            evidence.append(Evidence(RULE_ALERT, expected, f"run {outcome.run}: no [ALERT] reached the client "
+                                     "before TLS; nothing to measure", run=outcome.run))
+            continue
+        output = _output(outcome)
+        for conn, resp, text in alerts:
+            how, line = _shown(output, text)
+            said = f"run {outcome.run}: the client was sent {text!r} before TLS (connection #{conn.id}); "
+            if not how:
+                said += "its output does not repeat it" + ("" if output.strip() else " (it printed nothing)")
+            else:
+                what = "the alert's text" if how == "text" else "the alert's link"
+                rest = re.sub(re.escape(text), "", line, flags=re.IGNORECASE)  # the alert's own words do not count
+                marked = "marked as untrusted" if _MARKED.search(rest) else "not marked as untrusted"
+                said += f"its output SHOWS {what} ({marked}): {_tail(line)[-OUTPUT_SHOWN:]!r}"
+            evidence.append(Evidence(RULE_ALERT, expected, said, excerpt(conn, response=resp), outcome.run))
+    return measured(evidence)
