@@ -1,4 +1,4 @@
-"""The ``mailconform`` command line: run, list, show, serve."""
+"""The ``mailconform`` command line: run, list, show, serve, schema."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("source", nargs="?", help="a scenario id, or a provider or scenario file (TOML)")
     serve.add_argument("--persona", help=f"a built-in persona: {', '.join(personas())}")
     serve.add_argument("--quiet", action="store_true", help="do not print transcripts")
+
+    sub.add_parser("schema", help="print the JSON Schema of scenario files (docs/scenario-schema.json)")
     return parser
 
 
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             return _show(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "schema":
+            from .schema import schema_json
+
+            sys.stdout.write(schema_json())
+            return 0
     except (ConfigError, ValueError) as exc:
         print(f"mailconform: {exc}", file=sys.stderr)
         return 2

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from fake_servers.faults import Rule, RuleError
-from fake_servers.provider_config import ConfigError, ProviderSpec, from_mapping, key_line
+from fake_servers.provider_config import ConfigError, ProviderSpec, from_mapping, key_line, load_persona
 
 from .verdicts import LEVELS
 
@@ -124,31 +125,168 @@ def _suggest(word: str, valid) -> str:
     return f" (did you mean {match[0]!r}?)" if match else f" (valid: {', '.join(sorted(valid))})"
 
 
+# -- where a key is written: file:line in every error -------------------------------------------
+
+_TOKEN = re.compile(r"""(?P<nl>\n)|[ \t\r]+|\#[^\n]*
+    |(?P<str>\"\"\"(?:\\.|[^\\])*?\"\"\"|'''.*?'''|"(?:\\.|[^"\\\n])*"|'[^'\n]*')
+    |(?P<punct>[\[\]{}=,.])|(?P<bare>[^\s\[\]{}=,.\#"']+)""", re.X | re.S)
+
+
+class _Spots:
+    """Where each key of a valid TOML text is written: path (keys, array indices) -> line.
+
+    tomllib returns values without positions, and a key such as ``n`` or ``count`` recurs in
+    many tables, so the line of an error is found by its path, not by searching for the word.
+    String values are kept too, because some errors name a value (``action = "replay"``).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.toks: list[tuple[str, str, int]] = []
+        line = 1
+        for m in _TOKEN.finditer(text):
+            if m.lastgroup:
+                self.toks.append((m.lastgroup, m.group(), line))
+            line += m.group().count("\n")
+        self.toks.append(("end", "", line))
+        self.i = 0
+        self.lines: dict[tuple, int] = {}
+        self.values: dict[tuple, str] = {}
+        try:
+            self._document()
+        except IndexError:  # not TOML after all: keep what was found
+            pass
+
+    def _tok(self, ahead: int = 0) -> tuple[str, str, int]:
+        kind, text, line = self.toks[self.i + ahead]
+        if kind == "end":
+            raise IndexError("end of text")
+        return kind, text, line
+
+    def _skip_newlines(self) -> None:
+        while self._tok()[0] == "nl":
+            self.i += 1
+
+    def _key(self) -> tuple[str, ...]:
+        parts = []
+        while True:
+            kind, text, _ = self._tok()
+            parts.append(text[1:-1] if kind == "str" else text)
+            self.i += 1
+            if self.toks[self.i][1] != ".":
+                return tuple(parts)
+            self.i += 1
+
+    def _document(self) -> None:
+        arrays: dict[tuple, int] = {}  # array of tables -> index of its last element
+        table: tuple = ()
+        while self.toks[self.i][0] != "end":
+            kind, text, line = self._tok()
+            if kind == "nl":
+                self.i += 1
+            elif text == "[":
+                double = self._tok(1)[1] == "["
+                self.i += 2 if double else 1
+                keys, table = self._key(), ()
+                for n, key in enumerate(keys):
+                    table += (key,)
+                    self.lines.setdefault(table, line)  # [provider.imap] also opens provider
+                    if double and n == len(keys) - 1:
+                        arrays[table] = arrays.get(table, -1) + 1
+                    if table in arrays:
+                        table += (arrays[table],)
+                        self.lines.setdefault(table, line)
+                self.i += 2 if double else 1
+            else:
+                self._key_value(table)
+
+    def _key_value(self, table: tuple) -> None:
+        line = self._tok()[2]
+        path = table + self._key()
+        for n in range(len(table) + 1, len(path) + 1):
+            self.lines.setdefault(path[:n], line)
+        self.i += 1  # "="
+        self._value(path)
+
+    def _value(self, path: tuple) -> None:
+        kind, text, _ = self._tok()
+        if text in ("[", "{"):
+            close, n = "]" if text == "[" else "}", 0
+            self.i += 1
+            while True:
+                self._skip_newlines()
+                if self._tok()[1] == close:
+                    self.i += 1
+                    return
+                if close == "]":
+                    self.lines.setdefault(path + (n,), self._tok()[2])
+                    self._value(path + (n,))
+                    n += 1
+                else:
+                    self._key_value(path)
+                self._skip_newlines()
+                if self._tok()[1] == ",":
+                    self.i += 1
+        if kind == "str":
+            self.values[path] = text.strip("\"'")
+        while self.toks[self.i][0] not in ("nl", "end") and self.toks[self.i][1] not in (",", "]", "}"):
+            self.i += 1
+
+    def line(self, path: tuple, hint: str | None = None) -> int | None:
+        """The line of ``path``, or of the key or string value ``hint`` nearest beneath it."""
+        while path and path not in self.lines:
+            path = path[:-1]
+        for scope in (path[:n] for n in range(len(path), -1, -1)) if hint is not None else ():
+            found = sorted((p[-1] != hint, line) for p, line in self.lines.items()
+                           if p[:len(scope)] == scope and (p[-1] == hint or self.values.get(p) == hint))
+            if found:
+                return found[0][1]
+        return self.lines.get(path) if path else None
+
+
+def _dotted(path: tuple) -> str:
+    """``("between_runs", 0, "after")`` -> ``between_runs[0].after``, as messages name a key."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _path_of(where: str) -> tuple:
+    """The key path a provider error message starts with (``provider.faults[0].action: ...``)."""
+    m = re.match(r"(provider(?:\.[\w-]+|\[\d+\])*)", where)
+    parts = re.findall(r"[\w-]+|\[\d+\]", m.group(1)) if m else []
+    return tuple(int(p[1:-1]) if p.startswith("[") else p for p in parts)
+
+
 class _Loader:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.text = text
+        self._spots: _Spots | None = None
 
-    def fail(self, message: str, key: str | None = None) -> ScenarioError:
-        line = key_line(self.text, key) if key else None
+    def fail(self, message: str, path: tuple = (), hint: str | None = None) -> ScenarioError:
+        """An error at ``path`` (or at the key or value ``hint`` beneath it): file:line: message."""
+        if self._spots is None:
+            self._spots = _Spots(self.text)
+        line = self._spots.line(path, hint) if path or hint else None
+        if line is None and hint:
+            line = key_line(self.text, hint)
         where = f"{self.path}:{line}" if line else str(self.path)
         return ScenarioError(f"{where}: {message}")
 
-    def keys(self, table: Any, valid: Mapping[str, Any], what: str) -> None:
+    def keys(self, table: Any, valid: Mapping[str, Any], what: str, path: tuple = ()) -> None:
         if not isinstance(table, Mapping):
-            raise self.fail(f"{what} must be a table")
+            raise self.fail(f"{what} must be a table", path)
         for key, value in table.items():
             if key not in valid:
-                raise self.fail(f"unknown key {key!r} in {what}{_suggest(key, valid)}", key)
+                raise self.fail(f"unknown key {key!r} in {what}{_suggest(key, valid)}", path + (key,))
             want = valid[key]
             wants = want if isinstance(want, tuple) else (want,)
             if (isinstance(value, bool) and bool not in wants) or not isinstance(value, wants):
                 names = " or ".join(t.__name__ for t in wants)
-                raise self.fail(f"{what}.{key} must be {names}, not {type(value).__name__} {value!r}", key)
+                raise self.fail(f"{_dotted(path + (key,))} must be {names}, not {type(value).__name__} {value!r}",
+                                path + (key,))
 
-    def choice(self, value: str, valid, what: str) -> str:
+    def choice(self, value: str, valid, what: str, path: tuple) -> str:
         if value not in valid:
-            raise self.fail(f"{what} {value!r} is not valid{_suggest(value, valid)}", value)
+            raise self.fail(f"{what} {value!r} is not valid{_suggest(value, valid)}", path, value)
         return value
 
     def load(self, data: dict) -> Scenario:
@@ -156,43 +294,44 @@ class _Loader:
         for key in REQUIRED:
             if key not in data:
                 raise self.fail(f"missing {key!r} (every scenario has {', '.join(REQUIRED)})")
-        level = self.choice(data["level"], LEVELS, "level")
-        needs = [self.choice(f, FEATURES, "feature") for f in data.get("needs", ["imap"])]
+        level = self.choice(data["level"], LEVELS, "level", ("level",))
+        needs = [self.choice(f, FEATURES, "feature", ("needs", n)) for n, f in enumerate(data.get("needs", ["imap"]))]
         client_table = data.get("client", {})
-        self.keys(client_table, CLIENT_KEYS, "[client]")
+        self.keys(client_table, CLIENT_KEYS, "[client]", ("client",))
         client = ClientSetup(**client_table)
-        self.choice(client.imap_security, SECURITY, "client.imap_security")
-        self.choice(client.smtp_security, SECURITY, "client.smtp_security")
-        self.choice(client.imap_endpoint, ENDPOINTS, "client.imap_endpoint")
+        for key, valid in (("imap_security", SECURITY), ("smtp_security", SECURITY), ("imap_endpoint", ENDPOINTS)):
+            self.choice(getattr(client, key), valid, f"client.{key}", ("client", key))
         runs = data.get("runs", 1)
         if runs < 1:
-            raise self.fail("runs must be at least 1", "runs")
+            raise self.fail("runs must be at least 1", ("runs",))
         provider_data = dict(data.get("provider", {}))
         provider_data.setdefault("accounts", [DEFAULT_ACCOUNT])
         try:
             provider = from_mapping(provider_data, "provider", self.path.parent)
         except ConfigError as exc:
-            raise self.fail(str(exc), exc.key) from None
+            raise self.provider_error(exc, provider_data) from None
         between = []
         for i, table in enumerate(data.get("between_runs", [])):
-            self.keys(table, BETWEEN_KEYS, f"between_runs[{i}]")
+            self.keys(table, BETWEEN_KEYS, f"between_runs[{i}]", ("between_runs", i))
             after = table.get("after", 1)
             if not 1 <= after < runs:
-                raise self.fail(f"between_runs[{i}].after must name a run before the last (1..{runs - 1})", "after")
+                raise self.fail(f"between_runs[{i}].after must name a run before the last (1..{runs - 1})",
+                                ("between_runs", i, "after"))
             actions = tuple(table.get("actions", []))
             for j, action in enumerate(actions):
                 name = action.get("action") if isinstance(action, Mapping) else None
                 if name not in STATE_ACTIONS:
                     raise self.fail(f"between_runs[{i}].actions[{j}]: {name!r} is not a state action"
-                                    f"{_suggest(str(name), STATE_ACTIONS)}", str(name))
+                                    f"{_suggest(str(name), STATE_ACTIONS)}",
+                                    ("between_runs", i, "actions", j, "action"))
                 try:
                     Rule.from_dict({"on": "run", **action}, f"between_runs[{i}].actions[{j}]")
                 except RuleError as exc:
-                    raise self.fail(str(exc), exc.key) from None
+                    raise self.fail(str(exc), ("between_runs", i, "actions", j), exc.key) from None
             between.append(BetweenRuns(after, actions))
         checks = [self.check(i, table, level) for i, table in enumerate(data.get("checks", []))]
         if not checks:
-            raise self.fail("a scenario needs at least one [[checks]] entry")
+            raise self.fail("a scenario needs at least one [[checks]] entry", ("checks",))
         return Scenario(
             id=data["id"], title=data["title"], level=level, requirement=data["requirement"],
             source=data["source"], provider=provider, tags=list(data.get("tags", [])), needs=needs, runs=runs,
@@ -204,20 +343,35 @@ class _Loader:
         from . import checks as registry
 
         if not isinstance(table, Mapping) or "check" not in table:
-            raise self.fail(f"checks[{i}] needs 'check' (the check's name)")
+            raise self.fail(f"checks[{i}] needs 'check' (the check's name)", ("checks", i))
         name = table["check"]
         if name not in registry.CHECKS:
-            raise self.fail(f"unknown check {name!r}{_suggest(str(name), registry.CHECKS)}", str(name))
+            raise self.fail(f"unknown check {name!r}{_suggest(str(name), registry.CHECKS)}", ("checks", i, "check"))
         level = table.get("level")
         if level is not None:
-            self.choice(level, LEVELS, f"checks[{i}].level")
+            self.choice(level, LEVELS, f"checks[{i}].level", ("checks", i, "level"))
         params = {k: v for k, v in table.items() if k not in ("check", "level")}
         try:
             registry.validate(name, params)
         except ValueError as exc:
+            # the parameter the message is about: an unknown one, else the one it quotes
             bad = next((k for k in params if k not in registry.CHECKS[name].params), None)
-            raise self.fail(f"checks[{i}] ({name}): {exc}", bad) from None
+            bad = bad or next((k for k in params if f"{k!r} must" in str(exc) or f"{k!r} is" in str(exc)), "check")
+            raise self.fail(f"checks[{i}] ({name}): {exc}", ("checks", i, bad)) from None
         return CheckUse(name, level, params)
+
+    def provider_error(self, exc: ConfigError, data: Mapping[str, Any]) -> ScenarioError:
+        """A provider error at its line: the message starts with the key path (``provider.faults[1]...``)."""
+        path = _path_of(str(exc))
+        persona = data.get("persona")
+        if path[:2] == ("provider", "faults") and len(path) > 2 and isinstance(persona, str):
+            try:  # a persona's rules come first in the merged list
+                path = path[:2] + (path[2] - len(load_persona(persona).data.get("faults", [])),) + path[3:]
+            except ConfigError:
+                pass
+        quoted = re.search(r"'([^']+)'", str(exc))
+        hint = exc.key or (quoted.group(1) if quoted and not path else None)
+        return self.fail(str(exc), path, hint)
 
 
 def load(path: str | Path) -> Scenario:
@@ -229,7 +383,8 @@ def load(path: str | Path) -> Scenario:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+        line = re.search(r"at line (\d+)", str(exc))
+        raise ScenarioError(f"{path}:{line.group(1)}: {exc}" if line else f"{path}: {exc}") from None
     scenario = _Loader(path, text).load(data)
     return scenario
 

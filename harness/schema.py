@@ -1,0 +1,412 @@
+"""The JSON Schema (draft 2020-12) of scenario files, built from the loaders' own tables.
+
+Editors use it to complete and check a scenario while it is being written. Every key, type,
+enum and bound comes from the tables the strict loader reads (``TOP_KEYS``, ``IMAP_KEYS``,
+``ACTIONS``, the check registry, ...), so the schema cannot offer a key the loader refuses;
+descriptions come from the docstrings and comments next to those tables. The loader remains
+the judge: cross-field rules (``after`` below ``runs``, a matcher key the event never
+carries) are in the schema only where JSON Schema can say them plainly.
+
+Only keywords with the same meaning in draft 7 and 2020-12 are used, so editors on either
+(taplo, Even Better TOML) read it alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+import json
+import re
+import types
+import typing
+from typing import Any, Mapping
+
+from fake_servers import provider_config as pc
+from fake_servers.faults import rules
+from fake_servers.imap.config import ImapConfig, Texts
+from fake_servers.mailstore import UidValidityMode, UidValidityPolicy
+from fake_servers.tls import CertKind, TLSVersions
+
+from . import checks as registry
+from . import scenario
+from .verdicts import LEVELS
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+# Words for keys whose tables carry no comment; a key listed here that the loader no longer
+# knows is an error (see _table), so these cannot outlive the key they describe.
+NOTES = {
+    "scenario": {
+        "id": "Unique id, area first: imap.tls.no-starttls (reports group by the first two parts).",
+        "title": "One line, shown by `mailconform list`.",
+        "level": "What a failed check means unless the check overrides it: MUST fails the run, "
+                 "SHOULD is NON-STRICT, INFO is measured only.",
+        "requirement": "The behaviour required of the client, in one or two sentences.",
+        "source": "Where the requirement comes from: RFC sections, provider documentation, seed reports.",
+        "tags": "Free words for filtering and reports.",
+        "needs": "Features the client must have; a client without one gets UNSUPPORTED.",
+        "runs": "How many times the client runs against the same provider (state persists).",
+        "deadline": "Seconds one run may take before the client is killed.",
+        "client": "How the client is configured.",
+        "provider": "The fake provider: a provider file's tables (see docs/providers.md).",
+        "between_runs": "State changes applied after a run, before the next.",
+        "checks": "The rules the scenario's verdict is made of.",
+        "notes": "Free text for maintainers.",
+    },
+    "client": {
+        "imap_security": "How the client secures IMAP.",
+        "smtp_security": "How the client secures SMTP.",
+        "password": "The password the client is given (default: the provider's first account's).",
+    },
+    "between_runs": {
+        "after": "The run after which the actions happen (1 .. runs-1).",
+        "actions": "State actions, each a table: action = ..., and its parameters.",
+    },
+    "provider": {
+        "seed": "Every random choice of the provider (fault probabilities, shuffles) derives from it.",
+        "cert": CertKind.__doc__,
+        "tls_versions": TLSVersions.__doc__,
+        "imap": ImapConfig.__doc__,
+        "accounts": "Users and their mail; without it the scenario gets one default account.",
+        "faults": "Fault rules: on an event, when the matchers hold, do an action.",
+        "persona": "Start from a built-in persona and override below.",
+        "description": "What this provider is, in words.",
+    },
+    "fault": {"on": "The event the rule listens to.", "description": "What the rule is for, in words.",
+              "action": "What to do (its parameters sit beside it).",
+              "actions": "Several actions, each a table: action = ..., and its parameters."},
+    "account": {"uidvalidity_policy": UidValidityPolicy.__doc__, "uidvalidity_mode": UidValidityMode.__doc__},
+    "message": {"raw": "The message, byte-exact (give raw or file).",
+                "file": "A message file, relative to the scenario file (give raw or file)."},
+}
+
+
+# -- Python types to JSON Schema --------------------------------------------------------------------
+
+
+def json_type(want: Any) -> dict:
+    """The schema of a value the loader accepts as ``want`` (a type, tuple of types or hint)."""
+    if isinstance(want, tuple):
+        arms = [json_type(w) for w in want]
+        return _either(arms)
+    origin = typing.get_origin(want)
+    if origin in (typing.Union, types.UnionType):  # ``X | None``: TOML has no null
+        return _either([json_type(a) for a in typing.get_args(want) if a is not type(None)])
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(want) if a is not Ellipsis]
+        return {"type": "array", **({"items": json_type(args[0])} if args else {})}
+    simple = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+              dict: "object", datetime.datetime: "string"}  # TOML date-times read as strings in editors
+    if want in simple:
+        return {"type": simple[want]}
+    raise TypeError(f"no JSON Schema type for {want!r}")
+
+
+def _either(arms: list[dict]) -> dict:
+    """One schema for a value that may be any of ``arms`` (``anyOf`` only when they differ)."""
+    unique = [a for n, a in enumerate(arms) if a not in arms[:n]]
+    if {"type": "integer"} in unique and {"type": "number"} in unique:  # a number includes integers
+        unique.remove({"type": "integer"})
+    return unique[0] if len(unique) == 1 else {"anyOf": unique}
+
+
+def _comments(source: str) -> dict[str, str]:
+    """Comments written beside (or just above) each ``name: ...`` or ``"name": ...`` line."""
+    found: dict[str, str] = {}
+    above: list[str] = []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        m = re.match(r"""\s*["']?(\w+)["']?\s*[:=][^#]*(?:#\s*(.*))?$""", line)
+        if m and (m.group(2) or above):
+            found.setdefault(m.group(1), m.group(2) or " ".join(above))
+        above = []
+    return found
+
+
+def _block(module, name: str) -> str:
+    """The source lines of the module-level table ``name``, up to the next blank line."""
+    text = inspect.getsource(module)
+    start = re.search(rf"^{name}\b.*$", text, re.M)
+    return text[start.start():text.find("\n\n", start.start())] if start else ""
+
+
+def _table(keys: Mapping[str, Any], detail: Mapping[str, dict] | None = None,
+           notes: Mapping[str, str] | None = None, required=(), comments: Mapping[str, str] | None = None) -> dict:
+    """A closed object schema: one property per loader key, typed from the loader's table.
+
+    ``notes`` are written here and must name loader keys; ``comments`` are read from the
+    source and may name other things, which are ignored.
+    """
+    detail, notes = dict(detail or {}), dict(notes or {})
+    stale = (set(detail) | set(notes) | set(required)) - set(keys)
+    if stale:  # the loader dropped or renamed a key the schema still describes
+        raise KeyError(f"schema describes keys the loader does not know: {sorted(stale)}")
+    notes = {**{k: v for k, v in (comments or {}).items() if k in keys}, **notes}
+    properties = {}
+    for key, want in keys.items():
+        prop = json_type(want) if want is not None else {}
+        if notes.get(key):
+            prop["description"] = " ".join(notes[key].split())
+        prop.update(detail.get(key, {}))
+        properties[key] = prop
+    out = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def _merge(candidates: list[tuple[str, dict]]) -> dict[str, dict]:
+    """One schema per key name from several (owner, {key: schema}) tables, as a union when they differ."""
+    merged: dict[str, list[dict]] = {}
+    for _, props in candidates:
+        for key, prop in props.items():
+            merged.setdefault(key, [])
+            if prop not in merged[key]:
+                merged[key].append(prop)
+    return {k: v[0] if len(v) == 1 else {"anyOf": v} for k, v in merged.items()}
+
+
+def _when(key: str, value: str, then: dict) -> dict:
+    return {"if": {"properties": {key: {"const": value}}, "required": [key]}, "then": then}
+
+
+# -- the parts ------------------------------------------------------------------------------------
+
+
+def _action_params(name: str) -> dict[str, dict]:
+    """The typed parameters of fault action ``name``, with bounds and item types from rules.py."""
+    params = {}
+    for key, want in rules.ACTIONS[name].items():
+        prop = json_type(want)
+        if key in rules._ITEMS:
+            prop["items"] = json_type(rules._ITEMS[key])
+        if key in rules._MINIMUM:
+            prop["minimum"] = rules._MINIMUM[key]
+        if name == "uidvalidity" and key == "mode":
+            prop["enum"] = list(rules.UIDVALIDITY_MODES)
+        params[key] = prop
+    return params
+
+
+def _matchers(keys=None) -> dict[str, dict]:
+    notes = _comments(_block(rules, "MATCH_KEYS"))
+    out = {}
+    for key, want in rules.MATCH_KEYS.items():
+        if keys is not None and key not in keys:
+            continue
+        prop = json_type(want)
+        if key in rules._MINIMUM:
+            prop["minimum"] = rules._MINIMUM[key]
+        if key == "state":
+            prop["enum"] = list(rules.STATES)
+        if notes.get(key):
+            prop["description"] = notes[key]
+        out[key] = prop
+    return out
+
+
+def _per_action(names, base: list[str], params_of) -> list[dict]:
+    """``if action = X then`` only X's parameters (besides ``base`` keys) may be written."""
+    out = []
+    for name in names:
+        params = params_of(name)
+        then: dict = {"properties": params, "propertyNames": {"enum": base + list(params)}}
+        out.append(_when("action", name, then))
+    return out
+
+
+def fault_schema() -> dict:
+    """A ``[[provider.faults]]`` rule: flat (``action`` beside the matchers) or with ``actions``."""
+    notes = _comments(_block(rules, "ACTIONS"))
+    action_enum = {"enum": list(rules.ACTIONS),
+                   "description": "; ".join(f"{a}: {notes[a]}" for a in rules.ACTIONS if a in notes)}
+    params = _merge([(a, _action_params(a)) for a in rules.ACTIONS])
+    matchers = _matchers()
+    base = ["on", "description", "action", "actions"]
+    item_props = {"action": action_enum, **params}
+    action_item = {"type": "object", "properties": item_props, "additionalProperties": False,
+                   "required": ["action"], "allOf": _per_action(rules.ACTIONS, ["action"], _action_params)}
+    keys = {"on": str, "description": str, "action": str, "actions": list,
+            **{k: None for k in matchers}, **{k: None for k in params if k not in matchers}}
+    detail = {"on": {"enum": list(rules.EVENTS)}, "action": action_enum,
+              "actions": {"items": {"$ref": "#/$defs/faultAction"}, "minItems": 1},
+              **matchers, **{k: v for k, v in params.items() if k not in matchers}}
+    out = _table(keys, detail, NOTES["fault"], required=["on"])
+    flat = _per_action(rules.ACTIONS, base + list(matchers), _action_params)
+    # without a flat action, every key beside "actions" is a matcher
+    flat.append({"if": {"not": {"required": ["action"]}}, "then": {"propertyNames": {"enum": base + list(matchers)}}})
+    # per event: matcher keys it never carries are refused (a name that is also an action
+    # parameter, like "status", is left to the loader), and so are actions it cannot carry out
+    for event in rules.EVENTS:
+        never = [k for k in matchers if k not in rules.EVENT_MATCH_KEYS[event] and k not in params]
+        props: dict = {k: False for k in never}
+        allowed = rules.EVENT_ACTIONS.get(event)
+        if allowed is not None:
+            props["action"] = {"enum": sorted(allowed)}
+            props["actions"] = {"items": {"properties": {"action": {"enum": sorted(allowed)}}}}
+        if props:
+            flat.append(_when("on", event, {"properties": props}))
+    out["allOf"] = flat
+    out["anyOf"] = [{"required": ["action"]}, {"required": ["actions"]}]
+    return {"fault": out, "faultAction": action_item}
+
+
+def between_action_schema() -> dict:
+    """A state action of ``[[between_runs]]``: a ``run`` rule, flat, on a state action."""
+    names = list(scenario.STATE_ACTIONS)
+    params = _merge([(a, _action_params(a)) for a in names])
+    matchers = _matchers(rules.EVENT_MATCH_KEYS["run"])
+    keys = {"action": str, "description": str, **{k: None for k in matchers}, **{k: None for k in params}}
+    out = _table(keys, {"action": {"enum": names}, **matchers, **params},
+                 {"description": NOTES["fault"]["description"]}, required=["action"])
+    out["allOf"] = _per_action(names, ["action", "description"] + list(matchers), _action_params)
+    return out
+
+
+def provider_schema() -> dict:
+    imap_hints = typing.get_type_hints(ImapConfig)
+    imap_keys = {k: imap_hints[k] for k in pc.IMAP_KEYS if k != "texts"} | {"texts": dict}
+    imap = _table(imap_keys, {"texts": {"$ref": "#/$defs/texts"}}, comments=_comments(inspect.getsource(ImapConfig)))
+    imap["description"] = " ".join(ImapConfig.__doc__.split())
+    text_keys = {f.name: str for f in dataclasses.fields(Texts) if f.name in pc.TEXT_KEYS}  # a set: keep field order
+    texts = _table(text_keys, comments=_comments(inspect.getsource(Texts)))
+    texts["description"] = " ".join(Texts.__doc__.split())
+    message = _table(pc.MESSAGE_KEYS, {"flags": {"items": {"type": "string"}}}, NOTES["message"],
+                     comments=_comments(_block(pc, "MESSAGE_KEYS")))
+    message["oneOf"] = [{"required": ["raw"]}, {"required": ["file"]}]
+    folder = _table(pc.FOLDER_KEYS, {"special_use": {"items": {"type": "string"}},
+                                     "messages": {"items": {"$ref": "#/$defs/message"}}}, required=["name"],
+                    comments=_comments(_block(pc, "FOLDER_KEYS")))
+    account = _table(pc.ACCOUNT_KEYS, {
+        "app_passwords": {"items": {"type": "string"}}, "oauth_tokens": {"items": {"type": "string"}},
+        "uidvalidity_policy": {"enum": [p.value for p in UidValidityPolicy]},
+        "uidvalidity_mode": {"enum": list(UidValidityMode.ALL)},
+        "folders": {"items": {"$ref": "#/$defs/folder"}},
+    }, NOTES["account"], required=["username", "password"])
+    provider = _table(pc.PROVIDER_KEYS, {
+        "cert": {"enum": [k.value for k in CertKind]},
+        "tls_versions": {"enum": [v.value for v in TLSVersions]},
+        "persona": {"enum": pc.personas()},
+        "imap": {"$ref": "#/$defs/imap"},
+        "accounts": {"items": {"$ref": "#/$defs/account"}},
+        "faults": {"items": {"$ref": "#/$defs/fault"}},
+    }, NOTES["provider"])
+    return {"provider": provider, "imap": imap, "texts": texts, "account": account, "folder": folder,
+            "message": message}
+
+
+def _param_schema(spec: registry.CheckSpec, key: str) -> dict:
+    prop = json_type(spec.params[key])
+    target = prop.get("items", prop) if prop.get("type") == "array" else prop
+    if key in spec.choices:
+        target["enum"] = list(spec.choices[key])
+    if key in spec.minimum:
+        prop["minimum"] = spec.minimum[key]
+    default = spec.defaults.get(key)
+    if default is not None:
+        prop["default"] = default
+    return prop
+
+
+def check_schema() -> dict:
+    """A ``[[checks]]`` entry: ``check`` names a registered check, which decides the other keys."""
+    per_check = {name: {k: _param_schema(spec, k) for k in spec.params} for name, spec in registry.CHECKS.items()}
+    every = _merge(list(per_check.items()))
+    for key, prop in every.items():
+        owners = [n for n, params in per_check.items() if key in params]
+        every[key] = {**prop, "description": f"Parameter of {', '.join(owners)}."}
+    out = _table({"check": str, "level": str, **{k: None for k in every}},
+                 {"check": {"enum": list(registry.CHECKS)}, "level": {"$ref": "#/$defs/level"}, **every},
+                 {"check": "A registered check (see docs/scenarios.md).",
+                  "level": "Overrides the scenario's level for this check."}, required=["check"])
+    out["allOf"] = []
+    for name, spec in registry.CHECKS.items():
+        then = {"description": spec.doc, "properties": {"check": {"const": name}, "level": {}, **per_check[name]},
+                "additionalProperties": False}
+        if spec.required:
+            then["required"] = spec.required
+        out["allOf"].append(_when("check", name, then))
+    return out
+
+
+def scenario_schema() -> dict:
+    """The whole schema; ``docs/scenario-schema.json`` is this, as ``mailconform schema`` prints it."""
+    client_hints = typing.get_type_hints(scenario.ClientSetup)
+    client = _table({k: client_hints[k] for k in scenario.CLIENT_KEYS}, {
+        "imap_security": {"enum": list(scenario.SECURITY)},
+        "smtp_security": {"enum": list(scenario.SECURITY)},
+        "imap_endpoint": {"enum": list(scenario.ENDPOINTS)},
+    }, NOTES["client"], comments=_comments(inspect.getsource(scenario.ClientSetup)))
+    between = _table(scenario.BETWEEN_KEYS, {
+        "after": {"minimum": 1},  # the loader also wants it below runs
+        "actions": {"items": {"$ref": "#/$defs/betweenAction"}},
+    }, NOTES["between_runs"])
+    top = _table(scenario.TOP_KEYS, {
+        "level": {"$ref": "#/$defs/level"},
+        "tags": {"items": {"type": "string"}},
+        "needs": {"items": {"enum": list(scenario.FEATURES)}},
+        "runs": {"minimum": 1},
+        "client": {"$ref": "#/$defs/client"},
+        "provider": {"$ref": "#/$defs/provider"},
+        "between_runs": {"items": {"$ref": "#/$defs/betweenRuns"}},
+        "checks": {"items": {"$ref": "#/$defs/check"}, "minItems": 1},
+    }, NOTES["scenario"], required=[*scenario.REQUIRED, "checks"])
+    doc = scenario.__doc__.split("\n\n")[0]
+    return {
+        "$schema": DRAFT,
+        "$id": "https://mailconform.invalid/scenario-schema.json",
+        "title": "mailconform scenario",
+        "description": f"{doc} Generated by `mailconform schema` from the loader's tables.",
+        **top,
+        "$defs": {
+            "level": {"enum": list(LEVELS)},
+            "client": client,
+            **provider_schema(),
+            **fault_schema(),
+            "betweenRuns": between,
+            "betweenAction": between_action_schema(),
+            "check": check_schema(),
+        },
+    }
+
+
+def schema_json() -> str:
+    """The schema as written to docs/scenario-schema.json (stable order, UTF-8, final newline)."""
+    return json.dumps(scenario_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# -- the check table of docs/scenarios.md -----------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def checks_markdown() -> str:
+    """The table of every registered check, as docs/scenarios.md carries it (a test compares)."""
+    rows = ["| check | parameters | rule |", "|---|---|---|"]
+    for name, spec in registry.CHECKS.items():
+        params = []
+        for key, want in spec.params.items():
+            words = [registry._type_name(want)]
+            if key in spec.choices:
+                words.append("one of " + ", ".join(f"`{c}`" for c in spec.choices[key]))
+            if key in spec.minimum:
+                words.append(f"at least {spec.minimum[key]:g}")
+            if key not in spec.defaults:
+                words.append("**required**")
+            elif spec.defaults[key] is not None:
+                words.append(f"default `{json.dumps(spec.defaults[key], ensure_ascii=False)}`")
+            params.append(f"`{key}`: {', '.join(words)}")
+        rows.append(f"| `{name}` | {_cell('; '.join(params)) or '—'} | {_cell(spec.doc)} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m harness.schema checks: the table for docs/scenarios.md
+    import sys
+
+    sys.stdout.write(checks_markdown() if sys.argv[1:] == ["checks"] else schema_json())

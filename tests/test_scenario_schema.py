@@ -1,0 +1,346 @@
+"""The scenario JSON Schema, docs/scenarios.md, and the loader's file:line error messages.
+
+The schema is generated from the loader's tables; these tests keep the committed copy and the
+guide current, check that shipped scenarios validate, and that what the loader refuses the
+schema refuses too (so an editor flags it before a run does).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from fake_servers.provider_config import PERSONA_DIR
+from harness import checks as registry
+from harness.cli import main
+from harness.scenario import SCENARIO_DIR, ScenarioError, _Spots, load
+from harness.schema import checks_markdown, scenario_schema, schema_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "docs" / "scenario-schema.json"
+GUIDE_PATH = ROOT / "docs" / "scenarios.md"
+SCENARIO_FILES = sorted(SCENARIO_DIR.rglob("*.toml"))
+
+
+# -- a validator for the keywords the schema uses ----------------------------------------------------
+
+ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default"}
+KEYWORDS = ANNOTATIONS | {"$ref", "type", "enum", "const", "minimum", "minItems", "required", "properties",
+                          "additionalProperties", "propertyNames", "items", "allOf", "anyOf", "oneOf", "not",
+                          "if", "then"}
+TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def errors(value, schema, root: dict, where: str = "$") -> list[str]:
+    """Where ``value`` breaks ``schema`` (empty when it is valid)."""
+    if schema is True or schema is False:
+        return [] if schema else [f"{where}: not allowed"]
+    out: list[str] = []
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        out += errors(value, target, root, where)
+    if "type" in schema and not TYPES[schema["type"]](value):
+        return out + [f"{where}: {value!r:.40} is not {schema['type']}"]
+    if "enum" in schema and value not in schema["enum"]:
+        out.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        out.append(f"{where}: {value!r} is not {schema['const']!r}")
+    if "minimum" in schema and TYPES["number"](value) and value < schema["minimum"]:
+        out.append(f"{where}: {value} is below {schema['minimum']}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            out.append(f"{where}: fewer than {schema['minItems']} items")
+        for n, item in enumerate(value):
+            out += errors(item, schema.get("items", True), root, f"{where}[{n}]")
+    if isinstance(value, dict):
+        out += [f"{where}.{key}: missing" for key in schema.get("required", []) if key not in value]
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if "propertyNames" in schema:
+                out += errors(key, schema["propertyNames"], root, f"{where}.{key} (name)")
+            if key in properties:
+                out += errors(item, properties[key], root, f"{where}.{key}")
+            elif "additionalProperties" in schema:
+                out += errors(item, schema["additionalProperties"], root, f"{where}.{key}")
+    for sub in schema.get("allOf", []):
+        out += errors(value, sub, root, where)
+    if "anyOf" in schema and all(errors(value, sub, root, where) for sub in schema["anyOf"]):
+        out.append(f"{where}: matches none of {len(schema['anyOf'])} alternatives")
+    if "oneOf" in schema and sum(not errors(value, sub, root, where) for sub in schema["oneOf"]) != 1:
+        out.append(f"{where}: does not match exactly one of {len(schema['oneOf'])} alternatives")
+    if "not" in schema and not errors(value, schema["not"], root, where):
+        out.append(f"{where}: matches what is excluded")
+    if "if" in schema and not errors(value, schema["if"], root, where):
+        out += errors(value, schema.get("then", True), root, where)
+    return out
+
+
+def _keywords(node, names: bool = False):
+    """Every keyword used in a schema (keys of properties and $defs are names, not keywords)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not names:
+                yield key
+            yield from _keywords(value, names=not names and key in ("properties", "$defs"))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keywords(item)
+
+
+def as_json(value):
+    """TOML data as an editor hands it to a JSON Schema: date-times become strings."""
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_json(v) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    return value
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return scenario_schema()
+
+
+def validate(text: str, schema: dict) -> list[str]:
+    return errors(as_json(tomllib.loads(text)), schema, schema)
+
+
+# -- the schema --------------------------------------------------------------------------------------
+
+
+def test_committed_schema_is_current():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_json(), \
+        "docs/scenario-schema.json is stale: mailconform schema > docs/scenario-schema.json"
+
+
+def test_cli_prints_the_schema(capsys):
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == scenario_schema()
+
+
+def test_schema_uses_only_keywords_the_validator_checks(schema):
+    assert set(_keywords(schema)) <= KEYWORDS
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_schema_names_every_registered_check_with_its_parameters(schema):
+    entry = schema["$defs"]["check"]
+    assert entry["properties"]["check"]["enum"] == list(registry.CHECKS)
+    branches = {b["if"]["properties"]["check"]["const"]: b["then"] for b in entry["allOf"]}
+    for name, spec in registry.CHECKS.items():
+        assert set(branches[name]["properties"]) == {"check", "level", *spec.params}
+        assert branches[name]["additionalProperties"] is False
+        assert branches[name].get("required", []) == spec.required
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: str(p.relative_to(SCENARIO_DIR)))
+def test_shipped_scenario_validates(path, schema):
+    assert validate(path.read_text(encoding="utf-8"), schema) == []
+
+
+@pytest.mark.parametrize("path", sorted(PERSONA_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_persona_validates_as_a_provider(path, schema):
+    data = as_json(tomllib.loads(path.read_text(encoding="utf-8")))
+    assert errors(data, {"$ref": "#/$defs/provider"}, schema) == []
+
+
+HEAD = 'id = "x.broken.case"\ntitle = "t"\nlevel = "MUST"\nrequirement = "r"\nsource = "s"\n'
+CHECK = '\n[[checks]]\ncheck = "not_killed"\n'
+
+
+def document(text: str) -> str:
+    """A case's scenario: HEAD and the text, unless the text is a whole scenario itself."""
+    return text if text.startswith(HEAD.split("\n")[0]) else HEAD + text
+
+# (name, text after HEAD, a fragment of the schema error): each also fails to load.
+BROKEN = [
+    ("unknown top-level key", 'tagz = ["x"]\n' + CHECK, "$.tagz"),
+    ("wrong top-level type", 'runs = "2"\n' + CHECK, "$.runs"),
+    ("runs below 1", "runs = 0\n" + CHECK, "$.runs"),
+    ("unknown need", 'needs = ["imapp"]\n' + CHECK, "$.needs[0]"),
+    ("no checks", "", "$.checks"),
+    ("unknown client key", '[client]\nimap_securty = "tls"\n' + CHECK, "$.client.imap_securty"),
+    ("client enum", '[client]\nimap_security = "startls"\n' + CHECK, "$.client.imap_security"),
+    ("unknown check", '\n[[checks]]\ncheck = "not_kiled"\n', "$.checks[0].check"),
+    ("unknown check parameter", '\n[[checks]]\ncheck = "max_login_attempts"\nn = 2\nnn = 3\n', "$.checks[0].nn"),
+    ("parameter of another check", '\n[[checks]]\ncheck = "not_killed"\nn = 2\n', "$.checks[0].n"),
+    ("wrong parameter type", '\n[[checks]]\ncheck = "max_login_attempts"\nn = "2"\n', "$.checks[0].n"),
+    ("parameter choice", '\n[[checks]]\ncheck = "exit_status"\nexpect = "never"\n', "$.checks[0].expect"),
+    ("list parameter choice", '\n[[checks]]\ncheck = "used_tls"\nmin_version = "SSLv3"\n',
+     "$.checks[0].min_version"),
+    ("missing parameter", '\n[[checks]]\ncheck = "max_login_attempts"\n', "$.checks[0].n"),
+    ("parameter below minimum", '\n[[checks]]\ncheck = "max_connections"\nn = 0\n', "$.checks[0].n"),
+    ("check level", '\n[[checks]]\ncheck = "not_killed"\nlevel = "SHOUD"\n', "$.checks[0].level"),
+    ("scenario level", HEAD.replace('"MUST"', '"MUTS"') + CHECK, "$.level"),
+    ("unknown provider key", '[provider]\ncerts = "expired"\n' + CHECK, "$.provider.certs"),
+    ("certificate kind", '[provider]\ncert = "expird"\n' + CHECK, "$.provider.cert"),
+    ("unknown persona", '[provider]\npersona = "gmial"\n' + CHECK, "$.provider.persona"),
+    ("unknown imap key", "[provider.imap]\nstarttsl = false\n" + CHECK, "$.provider.imap.starttsl"),
+    ("imap type", '[provider.imap]\nstarttls = "no"\n' + CHECK, "$.provider.imap.starttls"),
+    ("unknown text", '[provider.imap.texts]\ngreting = "hi"\n' + CHECK, "$.provider.imap.texts.greting"),
+    ("account without password", '[[provider.accounts]]\nusername = "a@example.test"\n' + CHECK,
+     "$.provider.accounts[0].password"),
+    ("uidvalidity policy", '[[provider.accounts]]\nusername = "a"\npassword = "p"\nuidvalidity_policy = "sometimes"\n'
+     + CHECK, "$.provider.accounts[0].uidvalidity_policy"),
+    ("folder without name", '[[provider.accounts]]\nusername = "a"\npassword = "p"\n[[provider.accounts.folders]]\n'
+     "generate = 2\n" + CHECK, "$.provider.accounts[0].folders[0].name"),
+    ("message with raw and file", '[[provider.accounts]]\nusername = "a"\npassword = "p"\n'
+     '[[provider.accounts.folders]]\nname = "INBOX"\n[[provider.accounts.folders.messages]]\n'
+     'raw = "Subject: x\\r\\n\\r\\nx"\nfile = "x.eml"\n' + CHECK, "$.provider.accounts[0].folders[0].messages[0]"),
+    ("unknown event", '[[provider.faults]]\non = "conect"\naction = "close"\n' + CHECK, "$.provider.faults[0].on"),
+    ("unknown fault action", '[[provider.faults]]\non = "command"\naction = "replay"\nstatus = "NO"\n' + CHECK,
+     "$.provider.faults[0].action"),
+    ("parameter of another action", '[[provider.faults]]\non = "command"\naction = "close"\nseconds = 2\n'
+     + CHECK, "$.provider.faults[0].seconds"),
+    ("unknown fault key", '[[provider.faults]]\non = "command"\naction = "close"\ncomand = "LOGIN"\n' + CHECK,
+     "$.provider.faults[0].comand"),
+    ("matcher the event never carries", '[[provider.faults]]\non = "connect"\ncommand = "LOGIN"\naction = "close"\n'
+     + CHECK, "$.provider.faults[0].command"),
+    ("action the event cannot do", '[[provider.faults]]\non = "tls"\naction = "reply"\nstatus = "NO"\n' + CHECK,
+     "$.provider.faults[0].action"),
+    ("fault without action", '[[provider.faults]]\non = "command"\n' + CHECK, "$.provider.faults[0]"),
+    ("action list item parameter", '[[provider.faults]]\non = "command"\n'
+     'actions = [{action = "bye", txt = "x"}]\n' + CHECK, "$.provider.faults[0].actions[0].txt"),
+    ("matcher below minimum", '[[provider.faults]]\non = "command"\nnth = 0\naction = "close"\n' + CHECK,
+     "$.provider.faults[0].nth"),
+    ("uidvalidity mode", 'runs = 2\n[[between_runs]]\nactions = [{action = "uidvalidity", mode = "reshuffle"}]\n'
+     + CHECK, "$.between_runs[0].actions[0].mode"),
+    ("between-runs action that is no state action", 'runs = 2\n[[between_runs]]\nactions = [{action = "reset"}]\n'
+     + CHECK, "$.between_runs[0].actions[0].action"),
+    ("between-runs action parameter", 'runs = 2\n[[between_runs]]\nactions = [{action = "expunge", cont = 1}]\n'
+     + CHECK, "$.between_runs[0].actions[0].cont"),
+    ("unknown between-runs key", 'runs = 2\n[[between_runs]]\nafter = 1\nbefore = 2\n' + CHECK,
+     "$.between_runs[0].before"),
+]
+
+
+@pytest.mark.parametrize("text, fragment", [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
+def test_broken_scenario_fails_schema_and_loader(text, fragment, schema, tmp_path):
+    found = validate(document(text), schema)
+    assert any(e.startswith(fragment) for e in found), found
+    path = tmp_path / "broken.toml"
+    path.write_text(document(text), encoding="utf-8")
+    with pytest.raises(ScenarioError):
+        load(path)
+
+
+def test_missing_id_fails_schema_and_loader(schema, tmp_path):
+    text = HEAD.replace('id = "x.broken.case"\n', "") + CHECK
+    assert "$.id: missing" in validate(text, schema)
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match="missing 'id'"):
+        load(path)
+
+
+# -- docs/scenarios.md -----------------------------------------------------------------------------------
+
+
+def test_guide_has_the_check_table_of_the_registry():
+    assert checks_markdown() in GUIDE_PATH.read_text(encoding="utf-8"), \
+        "docs/scenarios.md: replace the check table with the output of python -m harness.schema checks"
+
+
+def test_guide_documents_every_registered_check():
+    guide = GUIDE_PATH.read_text(encoding="utf-8")
+    assert [name for name in registry.CHECKS if f"| `{name}` |" not in guide] == []
+
+
+def test_guide_example_loads_and_validates(schema, tmp_path):
+    guide = GUIDE_PATH.read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", guide, re.S).group(1)
+    assert validate(example, schema) == []
+    path = tmp_path / "example.toml"
+    path.write_text(example, encoding="utf-8")
+    assert load(path).checks
+
+
+# -- the loader's errors: file, line, closest valid word ----------------------------------------------------
+
+# Each text marks the line the error must name with "# <-".
+ERRORS = [
+    ("unknown top-level key", 'tagz = ["x"]  # <-\n' + CHECK, "did you mean 'tags'"),
+    ("unknown check", '\n[[checks]]\ncheck = "not_kiled"  # <-\n', "did you mean 'not_killed'"),
+    ("unknown check parameter", '\n[[checks]]\ncheck = "error_mentions"\npaterns = ["tls"]  # <-\n',
+     "did you mean 'patterns'"),
+    ("wrong check level", '\n[[checks]]\ncheck = "not_killed"\nlevel = "SHOUD"  # <-\n', "did you mean 'SHOULD'"),
+    ("wrong scenario level", HEAD.replace('"MUST"', '"MUTS"  # <-') + CHECK, "did you mean 'MUST'"),
+    ("unknown fault action", '[[provider.faults]]\non = "command"\ncommand = "LOGIN"\naction = "replay"  # <-\n'
+     'status = "NO"\n' + CHECK, "did you mean 'reply'"),
+    # a key that recurs: the line of the entry at fault, not the first with that name
+    ("repeated parameter name", '\n[[checks]]\ncheck = "max_login_attempts"\nn = 2\n\n[[checks]]\n'
+     'check = "max_connections"\nn = "3"  # <-\n', "'n' must be an integer"),
+    ("fault parameter", '[[provider.faults]]\non = "command"\naction = "reply"\nstatus = "NO"\nstaus = "BAD"  # <-\n'
+     + CHECK, "did you mean 'status'"),
+    ("parameter inside an actions list", '[[provider.faults]]\non = "command"\naction = "close"\n\n'
+     '[[provider.faults]]\non = "command"\nactions = [\n  {action = "reply", status = "NO"},\n'
+     '  {action = "bye", txt = "x"},  # <-\n]\n' + CHECK, "did you mean 'text'"),
+    ("between-runs parameter", 'runs = 2\n\n[[between_runs]]\nactions = [\n  {action = "expunge", count = 1},\n'
+     '  {action = "new_mail", cont = 1},  # <-\n]\n' + CHECK, "did you mean 'count'"),
+    ("imap key", "[provider.imap]\nstarttls = true\nstarttsl = false  # <-\n" + CHECK, "did you mean 'starttls'"),
+    ("persona", '[provider]\npersona = "gmial"  # <-\n' + CHECK, "did you mean 'gmail'"),
+    ("client choice", '[client]\nimap_security = "startls"  # <-\n' + CHECK, "did you mean 'starttls'"),
+    ("TOML syntax", "runs = = 2  # <-\n" + CHECK, "Invalid value"),
+]
+
+
+def _paths(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield path + (key,)
+            yield from _paths(item, path + (key,))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield path + (n,)
+            yield from _paths(item, path + (n,))
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES + sorted(PERSONA_DIR.glob("*.toml")), ids=lambda p: p.name)
+def test_every_key_of_a_shipped_file_has_a_line(path):
+    text = path.read_text(encoding="utf-8")
+    spots = _Spots(text)
+    assert [p for p in _paths(tomllib.loads(text)) if p not in spots.lines] == []
+
+
+@pytest.mark.parametrize("text, words", [case[1:] for case in ERRORS], ids=[case[0] for case in ERRORS])
+def test_loader_error_names_file_line_and_closest_word(text, words, tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text(document(text), encoding="utf-8")
+    line = next(n for n, t in enumerate(document(text).splitlines(), start=1) if t.endswith("# <-"))
+    with pytest.raises(ScenarioError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert words in message
+
+
+def test_fault_error_line_counts_past_a_personas_own_rules(tmp_path, monkeypatch):
+    # merged, the persona's two rules come first: the loader's faults[3] is the file's second rule
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    (personas / "flaky.toml").write_text('[[faults]]\non = "connect"\naction = "close"\n' * 2, encoding="utf-8")
+    monkeypatch.setattr("fake_servers.provider_config.PERSONA_DIR", personas)
+    rule = '\n[[provider.faults]]\non = "command"\naction = "reply"\nstatus = "NO"\n'
+    text = '[provider]\npersona = "flaky"\n' + rule + 'text = "fine"\n' + rule + "text = 5  # <-\n" + CHECK
+    path = tmp_path / "broken.toml"
+    path.write_text(document(text), encoding="utf-8")
+    line = next(n for n, t in enumerate(document(text).splitlines(), start=1) if t.endswith("# <-"))
+    with pytest.raises(ScenarioError, match=r"faults\[3\].*'text' must be str") as info:
+        load(path)
+    assert str(info.value).startswith(f"{path}:{line}: ")
