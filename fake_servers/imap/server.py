@@ -42,6 +42,7 @@ from .session import ImapSession, State
 log = Logger()
 
 STREAM_BACKLOG = 1 << 20  # bytes the pipe may hold (under shaping) before a Stream waits
+STREAM_BATCH = 64 * 1024  # a Stream's responses are written in pieces of about this size
 
 HALTING = ("bye", "close", "reset", "stall")  # actions after which the command is not executed
 
@@ -404,11 +405,16 @@ class ImapServerProtocol(Protocol):
                 if isinstance(out, Stream):
                     if self._paused or self.pipe.pending_bytes > STREAM_BACKLOG:
                         return  # resumeProducing or the pipe's on_drained calls back
-                    item = next(out.items, None)
-                    if item is None:
-                        self._backlog.popleft()
+                    batch, size = [], 0
+                    for item in out.items:  # coalesce small responses into one write
+                        batch.append(item)
+                        size += len(item.data)
+                        if size >= STREAM_BATCH:
+                            break
                     else:
-                        self.pipe.write(item.data, self._on_sent(item))
+                        self._backlog.popleft()  # exhausted
+                    if batch:
+                        self.pipe.write(b"".join(item.data for item in batch), self._on_sent_all(batch))
                     continue
                 self._backlog.popleft()
                 self._write(out)
@@ -442,6 +448,15 @@ class ImapServerProtocol(Protocol):
 
     def stopProducing(self) -> None:  # noqa: N802
         self._paused = True
+
+    def _on_sent_all(self, outs: list[Send]) -> Callable[[], None]:
+        recorders = [self._on_sent(out) for out in outs]
+
+        def sent() -> None:
+            for record in recorders:
+                record()
+
+        return sent
 
     def _on_sent(self, out: Send) -> Callable[[], None]:
         """Records ``out`` as the client receives it: when its first byte is written."""
