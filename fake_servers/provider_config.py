@@ -93,6 +93,15 @@ class ProviderSpec:
     def build(self, **overrides) -> FakeProvider:
         return build_provider(self.data, self.where, self.base_dir, **overrides)
 
+    def secrets(self) -> list[str]:
+        """Every password, app password and token the description holds (for redaction)."""
+        found = []
+        for account in self.data.get("accounts", []):
+            found.append(account.get("password", ""))
+            found.extend(account.get("app_passwords", []))
+            found.extend(account.get("oauth_tokens", []))
+        return [s for s in found if isinstance(s, str) and s]
+
 
 def load_file(path: str | Path) -> ProviderSpec:
     path = Path(path)

@@ -89,8 +89,10 @@ def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Pat
                               secrets=tuple(s.encode("utf-8") for s in {password} if s))
             for use in scenario.checks:
                 checks.append(check_registry.run(use.name, obs, use.level or scenario.level, use.params))
-            result.transcript = "\n\n".join(c.transcript(limit=TRANSCRIPT_LIMIT) for c in provider.wire.select())
-            result.client_output = "\n".join(_output(o) for o in outcomes)
+            secrets = [password, *scenario.provider.secrets()] if hasattr(scenario.provider, "secrets") else [password]
+            result.transcript = _redact("\n\n".join(c.transcript(limit=TRANSCRIPT_LIMIT)
+                                                   for c in provider.wire.select()), secrets)
+            result.client_output = _redact("\n".join(_output(o) for o in outcomes), secrets)
             result.runs = len(outcomes)
     except Exception:
         result.verdict = Verdict.ERROR
@@ -115,6 +117,13 @@ def _imap_port(provider, client) -> int:
     if endpoint == "closed":
         return provider.closed_port()
     return provider.imaps_port if endpoint == "implicit" else provider.imap_port
+
+
+def _redact(text: str, secrets) -> str:
+    """Reports are shared: a password a client printed (or leaked on the wire) is shown as ***."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _settle(provider) -> None:

@@ -113,3 +113,10 @@ def test_curl_script_gets_the_verdicts_its_behaviour_deserves(tmp_path):
         args += ["--scenario", scenario]
     code, report, err = run(tmp_path, *args)
     assert verdicts(report) == CURL_EXPECTED, err
+
+
+def test_reports_never_show_a_password_the_client_printed(tmp_path):
+    code, report, err = run(tmp_path, "--client-python", "tests.clients.leaky:sync", "--scenario", "imap.tls.logindisabled")
+    text = json.dumps(report) + (tmp_path / "report.html").read_text()
+    assert "correct horse battery staple" not in text
+    assert report["results"]
