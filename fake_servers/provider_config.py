@@ -103,16 +103,22 @@ class ProviderSpec:
         return [s for s in found if isinstance(s, str) and s]
 
 
-def load_file(path: str | Path) -> ProviderSpec:
-    path = Path(path)
+def read_toml(path: Path) -> tuple[str, dict]:
+    """A TOML file's text and data; unreadable or malformed files name the file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        line = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(f"{path}:{line.group(1)}: {exc}" if line else f"{path}: {exc}") from None
+
+
+def load_file(path: str | Path) -> ProviderSpec:
+    path = Path(path)
+    text, data = read_toml(path)
     try:
         return from_mapping(data, str(path), path.parent)
     except ConfigError as exc:

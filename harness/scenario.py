@@ -29,13 +29,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from fake_servers.faults import Rule, RuleError
-from fake_servers.provider_config import ConfigError, ProviderSpec, from_mapping, key_line, load_persona
+from fake_servers.provider_config import ConfigError, ProviderSpec, from_mapping, key_line, load_persona, read_toml
 
 from .verdicts import LEVELS
 
@@ -377,16 +376,10 @@ class _Loader:
 def load(path: str | Path) -> Scenario:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"at line (\d+)", str(exc))
-        raise ScenarioError(f"{path}:{line.group(1)}: {exc}" if line else f"{path}: {exc}") from None
-    scenario = _Loader(path, text).load(data)
-    return scenario
+        text, data = read_toml(path)
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
+    return _Loader(path, text).load(data)
 
 
 def catalog(directory: Path = SCENARIO_DIR, patterns: list[str] | None = None) -> list[Scenario]:

@@ -285,15 +285,8 @@ RULE_DUPLICATES = "no message is stored more often than the server holds it"
        (by content, line endings normalised) more times than the server does; content the server
        does not hold counts as a duplicate from its second copy.""")
 def no_duplicates(obs, level, folders=None, run=None, delimiter="/"):
-    server, run_no = server_state(obs, run)
-    diffs = compare(server, _maildir(obs), folders=folders, delimiter=delimiter)
-    bad = [d for d in diffs if d.duplicated]
-    if bad:
-        expected = "each message at most as often as the server holds it"
-        return failed(level, [_folder_evidence(obs, d, run_no, RULE_DUPLICATES, ("duplicated",), expected)
-                              for d in bad])
-    return passed(level, [Evidence(RULE_DUPLICATES, "no duplicates", f"local/server: {_summary(diffs)}",
-                                   run=run_no)])
+    return _no_kind(obs, level, "duplicated", RULE_DUPLICATES, "each message at most as often as the server holds it",
+                    "no duplicates", folders, run, delimiter)
 
 
 RULE_TRUNCATED = "no truncated message is ever stored"
@@ -303,15 +296,18 @@ RULE_TRUNCATED = "no truncated message is ever stored"
        prefix of a server message (line endings normalised): the client never stores a message
        cut short by RFC822.SIZE, a reset or a partial FETCH.""")
 def no_truncated_messages(obs, level, folders=None, run=None, delimiter="/"):
+    return _no_kind(obs, level, "truncated", RULE_TRUNCATED, "no file that is a strict prefix of a server message",
+                    "no truncated file", folders, run, delimiter)
+
+
+def _no_kind(obs, level, kind: str, rule: str, expected: str, fine: str, folders, run, delimiter):
+    """A store check that fails on one kind of difference only (duplicated, truncated)."""
     server, run_no = server_state(obs, run)
     diffs = compare(server, _maildir(obs), folders=folders, delimiter=delimiter)
-    bad = [d for d in diffs if d.truncated]
+    bad = [d for d in diffs if getattr(d, kind)]
     if bad:
-        expected = "no file that is a strict prefix of a server message"
-        return failed(level, [_folder_evidence(obs, d, run_no, RULE_TRUNCATED, ("truncated",), expected)
-                              for d in bad])
-    return passed(level, [Evidence(RULE_TRUNCATED, "no truncated file", f"local/server: {_summary(diffs)}",
-                                   run=run_no)])
+        return failed(level, [_folder_evidence(obs, d, run_no, rule, (kind,), expected) for d in bad])
+    return passed(level, [Evidence(rule, fine, f"local/server: {_summary(diffs)}", run=run_no)])
 
 
 RULE_EXACT = "every message is stored byte for byte as the server served it"
