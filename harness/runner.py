@@ -158,7 +158,9 @@ def run_all(scenarios: list[Scenario], adapter_factory: Callable[[], Adapter], o
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_run_in_worker, s.path, adapter_factory, options): s for s in scenarios}
+        # Longest first (by deadline and runs), so one slow scenario does not run alone at the end.
+        ordered = sorted(scenarios, key=lambda s: (s.deadline * s.runs, s.id), reverse=True)
+        futures = {pool.submit(_run_in_worker, s.path, adapter_factory, options): s for s in ordered}
         for i, future in enumerate(as_completed(futures), start=1):
             result = future.result()
             results.append(result)

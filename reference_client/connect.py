@@ -29,7 +29,7 @@ from imapclient.imapclient import SocketTimeout
 from .config import Config
 from .errors import EXIT_ERROR, EXIT_INSECURE, EXIT_UNAVAILABLE, ClientError, Retry, has_code, server_text
 
-CONNECT_TIMEOUT = 5.0  # TCP connect, TLS handshake and greeting (ample on loopback, where the fakes are)
+CONNECT_TIMEOUT = 3.0  # TCP connect, TLS handshake and greeting (ample on loopback, where the fakes are)
 READ_TIMEOUT = 60.0  # any one response once connected
 
 REFUSE = "refusing to send credentials in plaintext"

@@ -380,7 +380,7 @@ def test_greeting_refusals_are_retried_a_little_then_reported(make_provider, tmp
     assert result.returncode == 5
     assert "connection from this address is not allowed" in result.stderr.splitlines()[-1]
     opened = [c.opened_at for c in provider.wire.connections]
-    assert len(opened) == 3 and opened[1] - opened[0] >= 1 and opened[2] - opened[1] >= 2
+    assert len(opened) == 2 and opened[1] - opened[0] >= 1  # one later try, after a backoff
 
 
 def test_overquota_bye_stops_the_run(make_provider, tmp_path):
