@@ -634,11 +634,7 @@ MAILBOXES = {
     "list-return-status": ['LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UNSEEN UIDVALIDITY))'],
     "list-return-status-percent": ['LIST "" "%" RETURN (STATUS (MESSAGES))'],
     "list-subscribed-selection": ['LIST (SUBSCRIBED) "" "*"'],
-    "list-subscribed-recursivematch": Case(['LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"'], marks=xfail(
-        "RECURSIVEMATCH is ignored: for LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\" the fake omits "
-        "the mailboxes that only have subscribed children, which RFC 5258 §3.5 requires with "
-        "CHILDINFO; Dovecot sends '* LIST () \"/\" Entw&APw-rfe (CHILDINFO (\"SUBSCRIBED\"))' and "
-        "'* LIST () \"/\" Projects (CHILDINFO (\"SUBSCRIBED\"))'")),
+    "list-recursivematch-alone": ['LIST (RECURSIVEMATCH) "" "%"'],
     "list-return-subscribed-children": ['LIST "" "*" RETURN (SUBSCRIBED CHILDREN)'],
     "list-multiple-patterns": ['LIST "" ("INBOX" "Sent" "Projects/%")'],
     "lsub-all": ['LSUB "" "*"'],
@@ -692,6 +688,20 @@ def test_kept_list_reference_edge_cases(pair):
     assert outcome.lines["fake"][-6:] == [b'C: T2 LIST "Projects" "/%"',
                                          b'* LIST (\\HasChildren \\Noselect) "/" Projects/2024', b"T2 OK",
                                          b'C: T3 LIST "Projects/2024" ""', b'* LIST (\\Noselect) "/" ""', b"T3 OK"]
+
+
+def test_kept_recursivematch_implied_parent(pair):
+    """Kept: both servers list parents of subscribed mailboxes with CHILDINFO (RFC 5258 §3.5).
+    ``Projects`` exists only as the parent of ``Projects/2024/Q1``: Dovecot (LAYOUT=fs) has a
+    directory for it and shows ``()``, the fake has no such mailbox and says ``\\NonExistent``."""
+    outcome = pair.run([LOGIN, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"'], greeting=False)
+    childinfo = b' (CHILDINFO ("SUBSCRIBED"))'
+    dovecot = [line for line in outcome.lines["dovecot"] if line.endswith(childinfo)]
+    fake = [line for line in outcome.lines["fake"] if line.endswith(childinfo)]
+    assert dovecot == [b'* LIST () "/" Entw&APw-rfe' + childinfo, b'* LIST () "/" Projects' + childinfo]
+    assert fake == [b'* LIST () "/" Entw&APw-rfe' + childinfo, b'* LIST (\\NonExistent) "/" Projects' + childinfo]
+    rest = {name: [line for line in outcome.lines[name] if not line.endswith(childinfo)] for name in outcome.lines}
+    assert rest["fake"] == rest["dovecot"]
 
 
 def test_kept_nonexistent_code(pair):

@@ -240,6 +240,9 @@ def _list(s: ImapSession, cmd: Command, lsub: bool):
             i += 1
     if len(items) != 2:
         raise BadCommand("Missing arguments." if len(items) < 2 else "Too many arguments.")
+    recursive = "RECURSIVEMATCH" in selection
+    if recursive and not selection - {"RECURSIVEMATCH"}:  # RFC 5258 §3: never on its own
+        raise BadCommand("RECURSIVEMATCH needs another selection option.")
     reference = mailbox_name(s, items[0]) if astring(items[0]) else ""
     patterns = items[1] if isinstance(items[1], list) else [items[1]]
     account = s.account
@@ -269,7 +272,10 @@ def _list(s: ImapSession, cmd: Command, lsub: bool):
                             for sub in subscriptions)
             if not stands_in:
                 continue
-        if "SUBSCRIBED" in selection and not subscribed:
+        # RFC 5258 §3.5: a name whose unmatched descendant is subscribed is listed with CHILDINFO.
+        childinfo = recursive and "SUBSCRIBED" in selection and any(
+            sub.startswith(name + d) and not any(r.match(sub) for r in regexes) for sub in subscriptions)
+        if "SUBSCRIBED" in selection and not subscribed and not childinfo:
             continue
         if "SPECIAL-USE" in selection and (folder is None or not folder.special_use):
             continue
@@ -284,6 +290,8 @@ def _list(s: ImapSession, cmd: Command, lsub: bool):
             if subscribed:
                 attrs.append("\\Subscribed")
         line = f"{'LSUB' if lsub else 'LIST'} ({' '.join(attrs)}) \"{d}\" ".encode() + encode_name(s, name)
+        if childinfo:
+            line += b' (CHILDINFO ("SUBSCRIBED"))'
         out.append(untagged(line))
         if status_items and folder is not None:
             out.append(untagged(_status_line(s, name, folder, status_items)))
