@@ -269,6 +269,11 @@ def _strip_last_break(part: bytes) -> bytes:
     return part
 
 
+# Bodies made of header-like text, which Dovecot searches as text (delivery reports, MDNs).
+_HEADER_LIKE_BODIES = frozenset({"message/delivery-status", "message/disposition-notification",
+                                 "message/global-headers", "message/global-delivery-status"})
+
+
 def _collect(
     fields: list[_Field], body: bytes, default: str, depth: int, heads: list[str], bodies: list[str]
 ) -> None:
@@ -287,5 +292,5 @@ def _collect(
     elif ctype == "message/rfc822":
         head, rest = _split_message(_decode_transfer(body, encoding))
         _collect(_parse_fields(head), rest, "text/plain", depth + 1, heads, bodies)
-    elif ctype.startswith(("text/", "multipart/")):
+    elif ctype.startswith(("text/", "multipart/")) or ctype in _HEADER_LIKE_BODIES:
         bodies.append(_to_text(_decode_transfer(body, encoding), params.get("charset")))
