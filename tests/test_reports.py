@@ -19,6 +19,7 @@ from harness.reports import (
 )
 from harness.reports import atomic, html, json_report, junit
 from harness.verdicts import CheckResult, Evidence, ScenarioResult, Verdict
+from tests.schema_subset import KEYWORDS, errors, keywords
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "report-schema.json"
 
@@ -223,54 +224,7 @@ def test_read_errors_name_the_file_and_the_place(tmp_path, content, message):
     assert str(info.value).startswith(str(path))
 
 
-# -- JSON Schema: a validator for the keywords docs/report-schema.json uses -----------------
-
-SUPPORTED_KEYWORDS = {"$schema", "$id", "title", "description", "type", "required", "properties",
-                      "additionalProperties", "items", "enum", "const", "pattern", "minimum", "$ref", "$defs"}
-TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-def schema_errors(value, schema: dict, root: dict, where: str = "$") -> list[str]:
-    if "$ref" in schema:
-        target = root
-        for part in schema["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        return schema_errors(value, target, root, where)
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(TYPES[t](value) for t in types):
-            return [f"{where}: {value!r:.60} is not {types}"]
-    errors = []
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{where}: not {schema['const']!r}")
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{where}: {value!r} not in enum")
-    if "pattern" in schema and isinstance(value, str) and not re.search(schema["pattern"], value):
-        errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
-    if "minimum" in schema and TYPES["number"](value) and value < schema["minimum"]:
-        errors.append(f"{where}: {value} < {schema['minimum']}")
-    if isinstance(value, dict):
-        errors += [f"{where}: {key} is required" for key in schema.get("required", []) if key not in value]
-        properties = schema.get("properties", {})
-        for key, item in value.items():
-            if key in properties:
-                errors += schema_errors(item, properties[key], root, f"{where}.{key}")
-            elif schema.get("additionalProperties") is False:
-                errors.append(f"{where}: {key} is not allowed")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                errors += schema_errors(item, schema["additionalProperties"], root, f"{where}.{key}")
-    if isinstance(value, list) and "items" in schema:
-        for n, item in enumerate(value):
-            errors += schema_errors(item, schema["items"], root, f"{where}[{n}]")
-    return errors
+# -- JSON Schema ------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -278,19 +232,8 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text("utf-8"))
 
 
-def _keywords(node, inside_properties: bool = False):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if not inside_properties:
-                yield key
-            yield from _keywords(value, inside_properties=key in ("properties", "$defs") and not inside_properties)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _keywords(item)
-
-
 def test_schema_uses_only_keywords_the_test_validator_checks(schema):
-    assert set(_keywords(schema)) <= SUPPORTED_KEYWORDS
+    assert set(keywords(schema)) <= KEYWORDS
 
 
 def test_schema_spells_the_verdicts_and_levels_of_the_code(schema):
@@ -304,20 +247,20 @@ def test_written_reports_conform_to_the_schema(tmp_path, schema):
     for report in (make_report(), make_report(results=all_verdicts(HOSTILE), seed=None, started_at="",
                                               finished_at=""), make_report(results=[])):
         data = json.loads(json_report.write(report, tmp_path / "r.json").read_text("utf-8"))
-        assert schema_errors(data, schema, schema) == []
+        assert errors(data, schema, schema) == []
 
 
 def test_the_schema_validator_rejects_bad_reports(schema):
     good = json.loads(json_report.dumps(make_report()))
-    assert schema_errors(good, schema, schema) == []
+    assert errors(good, schema, schema) == []
     bad = json.loads(json_report.dumps(make_report()))
     bad["results"][1]["verdict"] = "NONSTRICT"
     del bad["results"][2]["evidence"][0]["observed"]
     bad["summary"]["MAYBE"] = 1
     bad["started_at"] = "2024-05-01T12:00:00+02:00"
     bad["results"][0]["runs"] = -1
-    errors = schema_errors(bad, schema, schema)
-    assert len(errors) == 5, errors
+    found = errors(bad, schema, schema)
+    assert len(found) == 5, found
 
 
 # -- JUnit XML -----------------------------------------------------------------------------
