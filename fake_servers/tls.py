@@ -72,6 +72,24 @@ class ServerCert:
         return _OpenSSLServerContext(self, versions)
 
 
+def sni_context_factory(default: ServerCert, by_name: "dict[str, ServerCert]",
+                        versions: TLSVersions = TLSVersions.MODERN) -> "_OpenSSLServerContext":
+    """A Twisted context factory that presents ``by_name[server_name]`` to a client asking for
+    that name (SNI), and ``default`` otherwise: one port, a different certificate per host."""
+    factory = _OpenSSLServerContext(default, versions)
+    contexts = {name.lower(): _OpenSSLServerContext(cert, versions).getContext() for name, cert in by_name.items()}
+
+    def pick(connection) -> None:
+        name = connection.get_servername()
+        chosen = contexts.get(name.decode("ascii", "replace").lower()) if name else None
+        if chosen is not None:
+            connection.set_context(chosen)
+
+    if contexts:
+        factory.getContext().set_tlsext_servername_callback(pick)
+    return factory
+
+
 def _context_factory_interface():
     from twisted.internet.interfaces import IOpenSSLContextFactory
 
@@ -152,6 +170,12 @@ class TLSMaterial:
         if key not in self._cache:
             self._cache[key] = self._issue(kind, names)
         return self._cache[key]
+
+    def server_cert_for_names(self, names: Iterable[str], kind: CertKind | str = CertKind.VALID) -> ServerCert:
+        """A certificate of ``kind`` for a scenario's names (``autodiscover.example.test``…) and
+        the run's loopback names, so one HTTPS server can serve every name by its Host header."""
+        merged = dict.fromkeys([*names, *self.hostnames])
+        return self.server_cert(kind, tuple(merged))
 
     def client_context(self) -> ssl.SSLContext:
         """What a conformant client uses: verify against the run's CA only."""

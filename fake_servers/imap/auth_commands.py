@@ -64,7 +64,7 @@ def _finish_login(s: ImapSession, tag: str, creds: sasl.Credentials):
     result = AuthResult.INVALID
     if account is not None:
         if creds.kind == "oauth":
-            result = AuthResult.OK if creds.secret in account.oauth_tokens else AuthResult.INVALID
+            result = account.check_token(creds.secret)  # EXPIRED is refused like INVALID, as Gmail does
         else:
             result = account.check_password(creds.secret)
     if result is AuthResult.OK:
@@ -132,7 +132,7 @@ def sasl_continue(s: ImapSession, line: bytes):
     out = _finish_login(s, tag, step)
     if mech.name == "XOAUTH2" and out[-1].status == "NO":
         mech.failed = True  # Gmail-style: an error challenge, then NO after the client's empty reply
-        return [continuation(_b64(b'{"status":"401","schemes":"bearer","scope":"https://mail.example.test/"}'))]
+        return [continuation(_b64(b'{"status":"401","schemes":"Bearer","scope":"https://mail.example.test/"}'))]
     s.sasl = None
     return out
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .folder import Folder, UidValidityMode
 
@@ -23,6 +24,33 @@ class AuthResult(enum.Enum):
     OK = "ok"
     INVALID = "invalid"
     APP_PASSWORD_REQUIRED = "app-password-required"  # the account password is right but refused
+    EXPIRED = "expired"  # an OAuth token this account was issued, no longer valid
+
+
+@dataclass
+class IssuedToken:
+    """An OAuth access token the fake token endpoint issued, and when it stops working.
+
+    Besides a deadline in seconds, a token may be limited to a number of authentications or
+    to the runs up to a given one, so tests and scenarios can expire it deterministically.
+    """
+
+    token: str
+    expires_at: float | None = None  # on ``clock``; None: no deadline
+    uses_left: int | None = None  # successful authentications still allowed; None: any number
+    until_run: int | None = None  # valid while current_run() <= until_run
+    current_run: Callable[[], int] | None = None
+    clock: Callable[[], float] = time.monotonic
+    uses: int = 0  # successful authentications so far
+
+    def expired(self) -> bool:
+        if self.expires_at is not None and self.clock() >= self.expires_at:
+            return True
+        if self.uses_left is not None and self.uses_left <= 0:
+            return True
+        if self.until_run is not None and self.current_run is not None and self.current_run() > self.until_run:
+            return True
+        return False
 
 
 class UidValidityPolicy(str, enum.Enum):
@@ -52,6 +80,7 @@ class Account:
     seed: int = 0
     folders: dict[str, Folder] = field(default_factory=dict)
     sessions: int = 0
+    issued_tokens: dict[str, IssuedToken] = field(default_factory=dict)  # by token
 
     def __post_init__(self) -> None:
         if len(self.delimiter) != 1:
@@ -66,6 +95,36 @@ class Account:
         if secret == self.password:
             return AuthResult.APP_PASSWORD_REQUIRED if self.require_app_password else AuthResult.OK
         return AuthResult.INVALID
+
+    def register_token(self, token: str, *, lifetime: float | None = None, uses: int | None = None,
+                       until_run: int | None = None, current_run: Callable[[], int] | None = None,
+                       clock: Callable[[], float] = time.monotonic) -> IssuedToken:
+        """Accept ``token`` for this account until it expires (see :class:`IssuedToken`)."""
+        issued = IssuedToken(token, None if lifetime is None else clock() + lifetime, uses, until_run, current_run,
+                             clock)
+        self.issued_tokens[token] = issued
+        return issued
+
+    def expire_token(self, token: str) -> None:
+        """Make an issued token expired now (a scenario revoking it between runs)."""
+        issued = self.issued_tokens.get(token)
+        if issued is not None:
+            issued.expires_at = issued.clock()
+
+    def check_token(self, token: str) -> AuthResult:
+        """Whether a bearer token logs in as this account; a successful check uses it once.
+        Static ``oauth_tokens`` never expire."""
+        if token in self.oauth_tokens:
+            return AuthResult.OK
+        issued = self.issued_tokens.get(token)
+        if issued is None:
+            return AuthResult.INVALID
+        if issued.expired():
+            return AuthResult.EXPIRED
+        issued.uses += 1
+        if issued.uses_left is not None:
+            issued.uses_left -= 1
+        return AuthResult.OK
 
     def add_folder(self, name: str, special_use: Iterable[str] = (), subscribed: bool = True) -> Folder:
         """Create ``name``. Missing parents are not created: they exist only as implied,
