@@ -1,22 +1,28 @@
-"""A fake mail provider: accounts, IMAP servers, TLS material, faults and the wire log, together.
+"""A fake mail provider: accounts, IMAP and SMTP servers, TLS material, faults and the wire log, together.
 
 >>> from fake_servers import FakeProvider
 >>> with FakeProvider() as provider:
 ...     account = provider.add_account("alice@example.test", "secret")
-...     provider.imap_port, provider.imaps_port, provider.ca_file
+...     provider.imap_port, provider.imaps_port, provider.smtp_port, provider.smtps_port, provider.ca_file
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from .faults import FaultEngine, Rule
 from .imap.config import ImapConfig
 from .mailstore import Account, MailStore
 from .runtime import runtime
+from .smtp.config import SmtpConfig
+from .smtp.policy import Counters
+from .smtp.records import Submission, SubmissionLog
 from .tls import CertKind, TLSMaterial, TLSVersions
 from .wire import DEFAULT_KEEP_SERVER_BYTES, WireLog
+
+if TYPE_CHECKING:
+    from .discovery import Discovery, DiscoveryConfig
 
 T = TypeVar("T")
 
@@ -24,7 +30,8 @@ T = TypeVar("T")
 class FakeProvider:
     """Everything one scenario run talks to. Servers bind 127.0.0.1 on OS-assigned ports.
 
-    ``imap_port`` is plaintext with STARTTLS (as the config says), ``imaps_port`` implicit TLS.
+    ``imap_port`` is plaintext with STARTTLS (as the config says), ``imaps_port`` implicit TLS;
+    ``smtp_port`` and ``smtps_port`` the same for SMTP submission.
     The store and the wire log live on the runtime's loop thread: read and change them with
     :meth:`call` from other threads (the helpers here do).
     """
@@ -34,6 +41,7 @@ class FakeProvider:
         *,
         store: MailStore | None = None,
         imap: ImapConfig | None = None,
+        smtp: SmtpConfig | None = None,
         faults: Iterable[Rule | dict] = (),
         seed: int = 0,
         cert: CertKind | str = CertKind.VALID,
@@ -41,6 +49,7 @@ class FakeProvider:
         tls: TLSMaterial | None = None,
         host: str = "127.0.0.1",
         keep_server_bytes: int = DEFAULT_KEEP_SERVER_BYTES,
+        discovery: "DiscoveryConfig | None" = None,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"fake servers bind loopback only, not {host!r}")
@@ -51,6 +60,11 @@ class FakeProvider:
         # the config the caller passed in.
         self._plain_config = dataclasses.replace(self.imap_config)
         self._implicit_config = dataclasses.replace(self.imap_config, starttls=False, login_disabled=False)
+        self.smtp_config = smtp or SmtpConfig()
+        self._smtp_plain_config = dataclasses.replace(self.smtp_config)
+        self._smtp_implicit_config = dataclasses.replace(self.smtp_config, starttls=False)
+        self._submissions = SubmissionLog()
+        self._smtp_counters = Counters()  # daily quotas and greylisting, shared by both ports
         rules = [r if isinstance(r, Rule) else Rule.from_dict(r, f"faults[{i}]") for i, r in enumerate(faults)]
         self.faults = FaultEngine(rules, seed=seed)
         self.seed = seed
@@ -62,11 +76,23 @@ class FakeProvider:
         self.runtime = runtime()
         self._ports: dict[str, Any] = {}
         self._factories: list = []
+        self._smtp_servers: dict[str, Any] = {}
+        # DNS, Autodiscover, autoconfig and OAuth for the scenario's names: started after the
+        # mail servers (their answers carry the real ports), on the same TLS, wire and store.
+        self.discovery_config = discovery
+        self.discovery: "Discovery | None" = None  # set by start() when there is a config
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> "FakeProvider":
         self.runtime.call(self._start_in_loop)
+        try:
+            self.runtime.run(self._start_smtp())
+            if self.discovery_config is not None:
+                self._start_discovery()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _start_in_loop(self) -> None:
@@ -83,10 +109,42 @@ class FakeProvider:
         self._ports["imaps"] = reactor.listenSSL(0, implicit, context, interface=interface)
         self._factories = [plain, implicit]
 
+    async def _start_smtp(self) -> None:
+        from .smtp.policy import SubmissionPolicy
+        from .smtp.server import SmtpServer
+
+        context = self.cert.ssl_context(self.tls_versions)
+        interface = "127.0.0.1" if self.host == "localhost" else self.host
+        configs = [self._smtp_plain_config, self._smtp_implicit_config]
+        for name, config, implicit in (("smtp", configs[0], False), ("smtps", configs[1], True)):
+            server = SmtpServer(name=name, store=self.store, config=config,
+                                policy=SubmissionPolicy(config, self._smtp_counters), wire=self.wire,
+                                faults=self.faults, submissions=self._submissions, ssl_context=context,
+                                implicit_tls=implicit, loop=self.runtime.loop, provider_configs=configs)
+            await server.start(interface)
+            self._smtp_servers[name] = server
+
+    def _start_discovery(self) -> None:
+        from .discovery import Discovery
+
+        endpoints = {name: self.port(name) for name in ("imap", "imaps", "smtp", "smtps")
+                     if name in self._ports or name in self._smtp_servers}
+        self.discovery = Discovery(self.discovery_config, tls=self.tls, wire=self.wire, store=self.store,
+                                   endpoints=endpoints).start()
+
+    async def _stop_smtp(self) -> None:
+        servers, self._smtp_servers = list(self._smtp_servers.values()), {}
+        for server in servers:
+            await server.stop()
+
     def stop(self) -> None:
         """Stop listening and drop every connection; safe to call twice."""
+        if self.discovery is not None:
+            self.discovery.stop()
         if self._ports:
             self.runtime.call(self._stop_in_loop)
+        if self._smtp_servers:
+            self.runtime.run(self._stop_smtp())
         if self._own_tls:
             self.tls.close()
 
@@ -111,6 +169,8 @@ class FakeProvider:
     # -- where clients connect -------------------------------------------------------------
 
     def port(self, name: str) -> int:
+        if name in self._smtp_servers:
+            return self._smtp_servers[name].port
         return self._ports[name].getHost().port
 
     @property
@@ -120,6 +180,14 @@ class FakeProvider:
     @property
     def imaps_port(self) -> int:
         return self.port("imaps")
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port("smtp")
+
+    @property
+    def smtps_port(self) -> int:
+        return self.port("smtps")
 
     @property
     def ca_file(self):
@@ -165,6 +233,10 @@ class FakeProvider:
                     state_actions.apply(action, self.store, None, self._server_configs)
 
         self.call(apply)
+
+    def submissions(self) -> list[Submission]:
+        """Every end of DATA the SMTP fake received, accepted or not, in order (a copy; any thread)."""
+        return self._submissions.snapshot()
 
     def mailboxes(self, username: str) -> dict[str, list[bytes]]:
         """A copy of an account's folders: name -> message bytes in UID order."""

@@ -1,4 +1,4 @@
-"""Provider descriptions as data (TOML tables): accounts, folders, messages, IMAP settings, faults.
+"""Provider descriptions as data (TOML tables): accounts, folders, messages, IMAP and SMTP settings, faults.
 
 Scenario files and persona files share this format. Loading is strict: an unknown key or a
 wrong type is an error naming where it is and the closest valid key, because a misspelt
@@ -20,6 +20,7 @@ from .imap.config import ImapConfig, Texts
 from .mailstore import MailStore, UidValidityMode, UidValidityPolicy, fill
 from .mailstore import fuzz as fuzzed
 from .provider import FakeProvider
+from .smtp.config import DELIVERY_TARGETS, MECHANISMS, SmtpConfig, SmtpTexts, reply_error
 from .tls import CertKind, TLSVersions
 
 PERSONA_DIR = Path(__file__).parent / "personas"
@@ -68,8 +69,10 @@ def _typed(value: Any, want: type | tuple, where: str) -> Any:
     return value
 
 
-PROVIDER_KEYS = {"seed": int, "cert": str, "tls_versions": str, "imap": dict, "accounts": list, "faults": list,
-                 "persona": str, "description": str}
+PROVIDER_KEYS = {"seed": int, "cert": str, "tls_versions": str, "imap": dict, "smtp": dict, "accounts": list,
+                 "faults": list,
+                 "persona": str, "description": str,
+                 "discovery": dict}  # DNS, Autodiscover, autoconfig, OAuth (docs/discovery.md)
 ACCOUNT_KEYS = {"username": str, "password": str, "app_passwords": list, "oauth_tokens": list,
                 "require_app_password": bool, "delimiter": str, "uidvalidity_policy": str, "uidvalidity_mode": str,
                 "folders": list}
@@ -80,6 +83,11 @@ MESSAGE_KEYS = {"raw": str, "file": str, "flags": list, "internal_date": (str, d
                 "rfc822_size": int}  # announce a wrong RFC822.SIZE (a server with a stale size)
 IMAP_KEYS = {f.name: f for f in dataclasses.fields(ImapConfig)}
 TEXT_KEYS = {f.name for f in dataclasses.fields(Texts)}
+SMTP_KEYS = {f.name: f for f in dataclasses.fields(SmtpConfig)}
+SMTP_TEXT_KEYS = {f.name for f in dataclasses.fields(SmtpTexts)}
+# The type each [smtp] setting wants (its default is None or a tuple for some).
+_SMTP_TYPES: dict[str, Any] = {"ehlo_plaintext": list, "ehlo_tls": list, "ehlo_add": list, "ehlo_remove": list,
+                               "auth_mechanisms": list, "deliver_to": list, "greylist_delay": (int, float)}
 
 
 @dataclasses.dataclass
@@ -100,6 +108,8 @@ class ProviderSpec:
             found.append(account.get("password", ""))
             found.extend(account.get("app_passwords", []))
             found.extend(account.get("oauth_tokens", []))
+        oauth = self.data.get("discovery", {}).get("oauth", {})
+        found.append(oauth.get("client_secret", "") if isinstance(oauth, Mapping) else "")
         return [s for s in found if isinstance(s, str) and s]
 
 
@@ -122,7 +132,13 @@ def load_file(path: str | Path) -> ProviderSpec:
     try:
         return from_mapping(data, str(path), path.parent)
     except ConfigError as exc:
-        line = key_line(text, exc.key) if exc.key else None
+        line = None
+        if exc.key and ".discovery" in str(exc).split(":", 1)[0]:
+            from .discovery.config import discovery_key_line
+
+            line = discovery_key_line(text, exc.key, key_line)
+        if exc.key and line is None:
+            line = key_line(text, exc.key)
         if line is None:
             raise
         raise ConfigError(f"{path}:{line}: {exc}", exc.key) from None
@@ -178,6 +194,39 @@ def imap_config(table: Mapping[str, Any], where: str) -> ImapConfig:
     return ImapConfig(**kwargs)
 
 
+def smtp_config(table: Mapping[str, Any], where: str) -> SmtpConfig:
+    """An ``[smtp]`` table (``[provider.smtp]`` in a scenario), with ``[smtp.texts]``, strictly."""
+    _check_keys(table, SMTP_KEYS, where)
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "texts":
+            _check_keys(value, SMTP_TEXT_KEYS, f"{where}.texts")
+            texts = {}
+            for name, text in value.items():
+                _typed(text, str, f"{where}.texts.{name}")
+                problem = reply_error(text)
+                if problem:
+                    raise ConfigError(f"{where}.texts.{name}: {problem}", name)
+                texts[name] = text
+            kwargs["texts"] = SmtpTexts(**texts)
+            continue
+        want = _SMTP_TYPES.get(key) or type(SMTP_KEYS[key].default)
+        _typed(value, want, f"{where}.{key}")
+        if isinstance(value, list):
+            value = tuple(_typed(v, str, f"{where}.{key}[]") for v in value)
+            valid = {"auth_mechanisms": MECHANISMS, "deliver_to": DELIVERY_TARGETS}.get(key)
+            for item in value if valid else ():
+                if (item.upper() if key == "auth_mechanisms" else item) not in valid:
+                    raise ConfigError(f"{where}.{key}: unknown value {item!r}{_suggest(item, valid)}", key)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{where}.{key}: must be at least 0, not {value}", key)
+        kwargs[key] = value
+    try:
+        return SmtpConfig(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def build_provider(data: Mapping[str, Any], where: str, base_dir: Path | None, *, dry_run: bool = False,
                    **overrides) -> FakeProvider | None:
     _check_keys(data, PROVIDER_KEYS, where)
@@ -194,6 +243,15 @@ def build_provider(data: Mapping[str, Any], where: str, base_dir: Path | None, *
         raise ConfigError(f"{where}.tls_versions: {data['tls_versions']!r}"
                           f"{_suggest(data['tls_versions'], [v.value for v in TLSVersions])}") from None
     imap = imap_config(data.get("imap", {}), f"{where}.imap")
+    smtp = smtp_config(data.get("smtp", {}), f"{where}.smtp")
+    discovery = None
+    if "discovery" in data:
+        from .discovery import DiscoveryConfigError, discovery_config
+
+        try:
+            discovery = discovery_config(data["discovery"], f"{where}.discovery")
+        except DiscoveryConfigError as exc:
+            raise ConfigError(str(exc), exc.key) from None
     rules = []
     for i, rule in enumerate(data.get("faults", [])):
         try:
@@ -205,7 +263,8 @@ def build_provider(data: Mapping[str, Any], where: str, base_dir: Path | None, *
         _add_account(store, account, f"{where}.accounts[{i}]", base_dir, data.get("seed", 0), dry_run)
     if dry_run:
         return None
-    options = dict(store=store, imap=imap, faults=rules, seed=data.get("seed", 0), cert=cert, tls_versions=versions)
+    options = dict(store=store, imap=imap, smtp=smtp, faults=rules, seed=data.get("seed", 0), cert=cert,
+                   tls_versions=versions, discovery=discovery)
     options.update(overrides)
     return FakeProvider(**options)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from fake_servers.provider_config import ConfigError, personas
 
 REFERENCE_CLIENT = f"{shlex.quote(sys.executable)} -m reference_client"
-REFERENCE_FEATURES = "imap"
+REFERENCE_FEATURES = "imap,smtp"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +113,12 @@ def _show(args) -> int:
     print(f"Requirement: {s.requirement}")
     print(f"Source:      {s.source}")
     print(f"Needs:       {', '.join(s.needs)}   Runs: {s.runs}   Deadline: {s.deadline:g} s per run")
-    print(f"Client:      IMAP security {s.client.imap_security}")
+    security = [f"IMAP security {s.client.imap_security}"] if "imap" in s.needs or "smtp" not in s.needs else []
+    if "smtp" in s.needs:
+        security.append(f"SMTP security {s.client.smtp_security}")
+    print(f"Client:      {', '.join(security)}")
+    if s.outbox:
+        print(f"Outbox:      {sum(item.count for item in s.outbox)} message(s)")
     print(f"File:        {s.path}\n")
     print("Checks:")
     for c in s.checks:

@@ -62,31 +62,43 @@ def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Pat
             account = provider.first_account()
             username = scenario.client.username or (account[0] if account else "")
             password = scenario.client.password or (account[1] if account else "")
-            security = scenario.client.imap_security
-            outcomes, snapshots = [], []
+            endpoints = _endpoints(scenario, provider)
+            files = scenario.outbox_files(username, options.seed)
+            written: dict[str, bytes] = {}
+            written_before: dict[str, int] = {}
+            outcomes, snapshots, left = [], [], []
             for run in range(1, scenario.runs + 1):
                 if run > 1:
                     provider.next_run()
                     for change in scenario.between_runs:
                         if change.after == run - 1:
                             provider.change(change.actions)
+                for when, name, raw in files:
+                    if when == run:
+                        _write_outbox_file(outbox, name, raw)
+                        written[name], written_before[name] = raw, run
                 ctx = ClientContext(
-                    scenario=scenario.id, run=run, imap_host=provider.host,
-                    imap_port=_imap_port(provider, scenario.client),
-                    imap_security=security, username=username, password=password, email=username,
-                    ca_file=provider.ca_file, maildir=maildir, state_dir=state_dir, outbox=outbox,
+                    scenario=scenario.id, run=run, username=username, password=password, email=username,
+                    ca_file=provider.ca_file, maildir=maildir, state_dir=state_dir, outbox=outbox, **endpoints,
                 )
                 if run == 1:
                     adapter.start(ctx)  # daemons start once per scenario; others do nothing
                 outcomes.append(adapter.run(ctx, scenario.deadline))
                 _settle(provider)
                 snapshots.append(provider.mailboxes(username))
+                left.append(_outbox_listing(outbox))
             life = adapter.stop()  # a daemon's whole life, as run 0
             if life is not None:
                 outcomes.append(life)
+                _settle(provider)
+                if left:  # what a daemon sent after the last run's snapshot counts for the last run
+                    left[-1] = _outbox_listing(outbox)
+            submissions = provider.submissions() if endpoints.get("smtp_port") is not None else []
             obs = Observation(scenario=scenario, wire=provider.wire, outcomes=outcomes, maildir=maildir,
                               outbox=outbox, username=username, password=password, server_after_run=snapshots,
-                              secrets=tuple(s.encode("utf-8") for s in {password} if s))
+                              secrets=tuple(s.encode("utf-8") for s in {password} if s),
+                              submissions=submissions, outbox_messages=written, outbox_run=written_before,
+                              outbox_after_run=left)
             for use in scenario.checks:
                 checks.append(check_registry.run(use.name, obs, use.level or scenario.level, use.params))
             secrets = [password, *scenario.provider.secrets()] if hasattr(scenario.provider, "secrets") else [password]
@@ -110,13 +122,54 @@ def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Pat
     return result
 
 
-def _imap_port(provider, client) -> int:
-    endpoint = client.imap_endpoint
+def _endpoints(scenario: Scenario, provider) -> dict:
+    """The servers a run's client is pointed at, as ClientContext fields.
+
+    IMAP for every scenario but those that need SMTP and not IMAP (a submission-only scenario
+    judges the submission path alone); SMTP for scenarios that need it, when the provider runs
+    an SMTP server.
+    """
+    client, needs = scenario.client, scenario.needs
+    out: dict = {}
+    if "imap" in needs or "smtp" not in needs:
+        out.update(imap_host=provider.host, imap_security=client.imap_security,
+                   imap_port=_port(provider, client.imap_endpoint, client.imap_security, "imap"))
+    if "smtp" in needs and _has_smtp(provider):
+        out.update(smtp_host=provider.host, smtp_security=client.smtp_security,
+                   smtp_port=_port(provider, client.smtp_endpoint, client.smtp_security, "smtp"))
+    return out
+
+
+def _has_smtp(provider) -> bool:
+    try:
+        return getattr(provider, "smtp_port", None) is not None
+    except (KeyError, AttributeError):  # a provider started without an SMTP server
+        return False
+
+
+def _port(provider, endpoint: str, security: str, protocol: str) -> int:
     if endpoint == "auto":
-        endpoint = "implicit" if client.imap_security == "tls" else "plain"
+        endpoint = "implicit" if security == "tls" else "plain"
     if endpoint == "closed":
         return provider.closed_port()
+    if protocol == "smtp":
+        return provider.smtps_port if endpoint == "implicit" else provider.smtp_port
     return provider.imaps_port if endpoint == "implicit" else provider.imap_port
+
+
+def _write_outbox_file(outbox: Path, name: str, raw: bytes) -> None:
+    """Write ``name`` whole or not at all (a daemon watching the directory never sees half a file)."""
+    tmp = outbox / f".{name}.tmp"
+    tmp.write_bytes(raw)
+    tmp.replace(outbox / name)
+
+
+def _outbox_listing(outbox: Path) -> set[str]:
+    """The files directly in the outbox (a file moved into a subdirectory has left it)."""
+    try:
+        return {p.name for p in outbox.iterdir() if p.is_file() and not p.name.startswith(".")}
+    except OSError:
+        return set()
 
 
 def _redact(text: str, secrets) -> str:

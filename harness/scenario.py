@@ -36,6 +36,7 @@ from typing import Any, Mapping
 from fake_servers.faults import Rule, RuleError
 from fake_servers.provider_config import ConfigError, ProviderSpec, from_mapping, key_line, load_persona, read_toml
 
+from .outbox import OutboxItem, message_id, recipients
 from .verdicts import LEVELS
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -55,13 +56,26 @@ DEFAULT_ACCOUNT = {
 
 TOP_KEYS = {"id": str, "title": str, "level": str, "requirement": str, "source": str, "tags": list,
             "needs": list, "runs": int, "deadline": (int, float), "client": dict, "provider": dict,
-            "between_runs": list, "checks": list, "notes": str}
+            "between_runs": list, "checks": list, "notes": str, "outbox": list}
 REQUIRED = ("id", "title", "level", "requirement", "source")
 CLIENT_KEYS = {"imap_security": str, "smtp_security": str, "username": str, "password": str,
-               "imap_endpoint": str}
+               "imap_endpoint": str, "smtp_endpoint": str, "discover": bool}
 ENDPOINTS = ("auto", "plain", "implicit", "closed")
 BETWEEN_KEYS = {"after": int, "actions": list}
 STATE_ACTIONS = ("uidvalidity", "expunge", "new_mail")
+OUTBOX_KEYS = {
+    "raw": str,  # one message, byte-exact (give raw, file or generate)
+    "file": str,  # one message from a file, relative to the scenario file
+    "generate": int,  # this many generated messages (From: the account's address, a unique Message-ID)
+    "name": str,  # the slug of the file names, NNN-<name>.eml (default: the file's stem, or "generated")
+    "size": int,  # generated: the size of each message in bytes
+    "to": list,  # generated: To addresses (default bob@example.test)
+    "recipients": int,  # generated: this many more made-up recipients per message
+    "eight_bit": bool,  # generated: an 8-bit UTF-8 body (Content-Transfer-Encoding: 8bit)
+    "utf8_address": bool,  # generated: one more recipient with a non-ASCII local part (needs SMTPUTF8)
+    "run": int,  # the run before which the files appear in the outbox (default 1)
+}
+GENERATED_ONLY = ("size", "to", "recipients", "eight_bit", "utf8_address")
 
 
 class ScenarioError(ValueError):
@@ -77,6 +91,11 @@ class ClientSetup:
     # Which port the client is pointed at: "auto" (the one its security setting wants),
     # "plain", "implicit" (a deliberate mismatch), or "closed" (nothing listens there).
     imap_endpoint: str = "auto"
+    smtp_endpoint: str = "auto"  # the same for the submission server
+    # true: the client is not told the IMAP/SMTP host, port or security, only the address
+    # (MAILCONFORM_AUTODISCOVER_EMAIL), MAILCONFORM_DNS and MAILCONFORM_CONNECT_TO: it must discover
+    # the servers from [provider.discovery]. Needs "autodiscover".
+    discover: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,16 @@ class Scenario:
     checks: list[CheckUse] = field(default_factory=list)
     path: Path | None = None
     notes: str = ""
+    outbox: list[OutboxItem] = field(default_factory=list)
+
+    def outbox_files(self, sender: str, seed: int = 0) -> list[tuple[int, str, bytes]]:
+        """(run, file name, bytes) of every outbox message, numbered in the order of the file."""
+        files, number = [], 1
+        for index, item in enumerate(self.outbox):
+            for name, raw in item.messages(sender, seed=seed, index=index, scenario=self.id, first=number):
+                files.append((item.run, name, raw))
+            number += item.count
+        return files
 
     @property
     def area(self) -> str:
@@ -298,7 +327,8 @@ class _Loader:
         client_table = data.get("client", {})
         self.keys(client_table, CLIENT_KEYS, "[client]", ("client",))
         client = ClientSetup(**client_table)
-        for key, valid in (("imap_security", SECURITY), ("smtp_security", SECURITY), ("imap_endpoint", ENDPOINTS)):
+        for key, valid in (("imap_security", SECURITY), ("smtp_security", SECURITY), ("imap_endpoint", ENDPOINTS),
+                           ("smtp_endpoint", ENDPOINTS)):
             self.choice(getattr(client, key), valid, f"client.{key}", ("client", key))
         runs = data.get("runs", 1)
         if runs < 1:
@@ -309,6 +339,12 @@ class _Loader:
             provider = from_mapping(provider_data, "provider", self.path.parent)
         except ConfigError as exc:
             raise self.provider_error(exc, provider_data) from None
+        if client.discover and "discovery" not in provider_data:
+            raise self.fail("client.discover = true needs a [provider.discovery] table: what the client "
+                            "discovers (see docs/discovery.md)", ("client", "discover"))
+        if client.discover and "autodiscover" not in needs:
+            raise self.fail("client.discover = true needs 'autodiscover' in needs (a client without it is "
+                            "UNSUPPORTED, not failed)", ("needs",) if "needs" in data else ("client", "discover"))
         between = []
         for i, table in enumerate(data.get("between_runs", [])):
             self.keys(table, BETWEEN_KEYS, f"between_runs[{i}]", ("between_runs", i))
@@ -328,6 +364,8 @@ class _Loader:
                 except RuleError as exc:
                     raise self.fail(str(exc), ("between_runs", i, "actions", j), exc.key) from None
             between.append(BetweenRuns(after, actions))
+        outbox = [self.outbox_item(i, table, runs) for i, table in enumerate(data.get("outbox", []))]
+        self.unique_message_ids(outbox)
         checks = [self.check(i, table, level) for i, table in enumerate(data.get("checks", []))]
         if not checks:
             raise self.fail("a scenario needs at least one [[checks]] entry", ("checks",))
@@ -335,8 +373,66 @@ class _Loader:
             id=data["id"], title=data["title"], level=level, requirement=data["requirement"],
             source=data["source"], provider=provider, tags=list(data.get("tags", [])), needs=needs, runs=runs,
             deadline=float(data.get("deadline", 30.0)), client=client, between_runs=between, checks=checks,
-            path=self.path, notes=data.get("notes", ""),
+            path=self.path, notes=data.get("notes", ""), outbox=outbox,
         )
+
+    def outbox_item(self, i: int, table: Any, runs: int) -> OutboxItem:
+        where = f"outbox[{i}]"
+        path = ("outbox", i)
+        self.keys(table, OUTBOX_KEYS, where, path)
+        given = [k for k in ("raw", "file", "generate") if k in table]
+        if len(given) != 1:
+            raise self.fail(f"{where} needs exactly one of 'raw', 'file' or 'generate'"
+                            + (f", not {' and '.join(repr(k) for k in given)}" if given else ""),
+                            path + ((given[-1],) if given else ()))
+        run = table.get("run", 1)
+        if not 1 <= run <= runs:
+            raise self.fail(f"{where}.run must name a run of the scenario (1..{runs})", path + ("run",))
+        for key in ("generate", "size", "recipients"):
+            if key in table and table[key] < (1 if key == "generate" else 0):
+                raise self.fail(f"{where}.{key} must be at least {1 if key == 'generate' else 0}", path + (key,))
+        if "generate" not in table:
+            extra = next((k for k in GENERATED_ONLY if k in table), None)
+            if extra is not None:
+                raise self.fail(f"{where}.{extra} only applies to generated messages (generate = N); "
+                                f"write it into the message itself", path + (extra,))
+            if "raw" in table:
+                raw = table["raw"].encode("utf-8", "surrogateescape")
+            else:
+                file = Path(table["file"])
+                file = file if file.is_absolute() else self.path.parent / file
+                try:
+                    raw = file.read_bytes()
+                except OSError as exc:
+                    raise self.fail(f"{where}.file: cannot read {file}: {exc.strerror}", path + ("file",)) from None
+            key = given[0]
+            if message_id(raw) is None:
+                raise self.fail(f"{where}: the message has no Message-ID (the checks match what the server "
+                                "received to the outbox by it)", path + (key,))
+            if not recipients(raw):
+                raise self.fail(f"{where}: the message has no recipient (To, Cc or Bcc)", path + (key,))
+            name = table.get("name") or (Path(table["file"]).stem if "file" in table else None)
+            return OutboxItem(raw=raw, name=name, run=run)
+        to = table.get("to", [])
+        for j, item in enumerate(to):
+            if not isinstance(item, str) or "@" not in item:
+                raise self.fail(f"{where}.to[{j}] must be an address (a string with @), not {item!r}",
+                                path + ("to", j))
+        return OutboxItem(generate=table["generate"], name=table.get("name"), size=table.get("size", 0),
+                          to=tuple(to), recipients=table.get("recipients", 0),
+                          eight_bit=table.get("eight_bit", False), utf8_address=table.get("utf8_address", False),
+                          run=run)
+
+    def unique_message_ids(self, outbox: list[OutboxItem]) -> None:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(outbox):
+            if item.raw is None:
+                continue  # generated ids are unique by construction
+            mid = message_id(item.raw)
+            if mid in seen:
+                raise self.fail(f"outbox[{i}] has the Message-ID {mid} of outbox[{seen[mid]}]: each outbox "
+                                "message needs its own", ("outbox", i))
+            seen[mid] = i
 
     def check(self, i: int, table: Any, default_level: str) -> CheckUse:
         from . import checks as registry

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from fake_servers import provider_config as pc
 from fake_servers.faults import rules
 from fake_servers.imap.config import ImapConfig, Texts
+from fake_servers.smtp.config import DELIVERY_TARGETS, MECHANISMS, SmtpConfig, SmtpTexts
 from fake_servers.mailstore import UidValidityMode, UidValidityPolicy
 from fake_servers.tls import CertKind, TLSVersions
 
@@ -53,11 +54,15 @@ NOTES = {
         "between_runs": "State changes applied after a run, before the next.",
         "checks": "The rules the scenario's verdict is made of.",
         "notes": "Free text for maintainers.",
+        "outbox": "Messages put into MAILCONFORM_OUTBOX for the client to submit over SMTP, "
+                  "as NNN-<name>.eml files, before the run each names.",
     },
     "client": {
         "imap_security": "How the client secures IMAP.",
         "smtp_security": "How the client secures SMTP.",
         "password": "The password the client is given (default: the provider's first account's).",
+        "smtp_endpoint": "Which SMTP port the client is pointed at, as imap_endpoint: auto (the one smtp_security "
+                         "wants), plain, implicit, or closed.",
     },
     "between_runs": {
         "after": "The run after which the actions happen (1 .. runs-1).",
@@ -68,6 +73,7 @@ NOTES = {
         "cert": CertKind.__doc__,
         "tls_versions": TLSVersions.__doc__,
         "imap": ImapConfig.__doc__,
+        "smtp": SmtpConfig.__doc__,
         "accounts": "Users and their mail; without it the scenario gets one default account.",
         "faults": "Fault rules: on an event, when the matchers hold, do an action.",
         "persona": "Start from a built-in persona and override below.",
@@ -287,7 +293,20 @@ def provider_schema() -> dict:
         "uidvalidity_mode": {"enum": list(UidValidityMode.ALL)},
         "folders": {"items": {"$ref": "#/$defs/folder"}},
     }, NOTES["account"], required=["username", "password"])
+    smtp_keys = {k: (pc._SMTP_TYPES.get(k) or type(f.default)) for k, f in pc.SMTP_KEYS.items() if k != "texts"}
+    smtp = _table({**smtp_keys, "texts": dict}, {
+        "texts": {"$ref": "#/$defs/smtpTexts"},
+        "auth_mechanisms": {"items": {"enum": list(MECHANISMS)}},
+        "deliver_to": {"items": {"enum": list(DELIVERY_TARGETS)}},
+        **{k: {"items": {"type": "string"}} for k in ("ehlo_plaintext", "ehlo_tls", "ehlo_add", "ehlo_remove")},
+        **{k: {"minimum": 0} for k, want in smtp_keys.items() if want in (int, (int, float))},
+    }, comments=_comments(inspect.getsource(SmtpConfig)))
+    smtp["description"] = " ".join(SmtpConfig.__doc__.split())
+    smtp_texts = _table({f.name: str for f in dataclasses.fields(SmtpTexts) if f.name in pc.SMTP_TEXT_KEYS},
+                        {name: {"pattern": "^[2-5][0-9][0-9]([ -]|$)"} for name in pc.SMTP_TEXT_KEYS})
+    smtp_texts["description"] = " ".join(SmtpTexts.__doc__.split())
     provider = _table(pc.PROVIDER_KEYS, {
+        "smtp": {"$ref": "#/$defs/smtp"},
         "cert": {"enum": [k.value for k in CertKind]},
         "tls_versions": {"enum": [v.value for v in TLSVersions]},
         "persona": {"enum": pc.personas()},
@@ -295,8 +314,8 @@ def provider_schema() -> dict:
         "accounts": {"items": {"$ref": "#/$defs/account"}},
         "faults": {"items": {"$ref": "#/$defs/fault"}},
     }, NOTES["provider"])
-    return {"provider": provider, "imap": imap, "texts": texts, "account": account, "folder": folder,
-            "message": message}
+    return {"provider": provider, "imap": imap, "texts": texts, "smtp": smtp, "smtpTexts": smtp_texts,
+            "account": account, "folder": folder, "message": message}
 
 
 def _param_schema(spec: registry.CheckSpec, key: str) -> dict:
@@ -333,6 +352,19 @@ def check_schema() -> dict:
     return out
 
 
+def outbox_schema() -> dict:
+    """An ``[[outbox]]`` table: one of raw, file or generate; the generated-only keys need generate."""
+    out = _table(scenario.OUTBOX_KEYS, {
+        "to": {"items": {"type": "string", "pattern": "@"}},
+        "generate": {"minimum": 1}, "size": {"minimum": 0}, "recipients": {"minimum": 0}, "run": {"minimum": 1},
+    }, comments=_comments(_block(scenario, "OUTBOX_KEYS")))
+    out["oneOf"] = [{"required": ["raw"]}, {"required": ["file"]}, {"required": ["generate"]}]
+    out["allOf"] = [{"if": {"not": {"required": ["generate"]}},
+                     "then": {"properties": {k: False for k in scenario.GENERATED_ONLY}}}]
+    out["description"] = "One message (raw or file, with a Message-ID and a recipient) or generated ones."
+    return out
+
+
 def scenario_schema() -> dict:
     """The whole schema; ``docs/scenario-schema.json`` is this, as ``mailconform schema`` prints it."""
     client_hints = typing.get_type_hints(scenario.ClientSetup)
@@ -340,6 +372,7 @@ def scenario_schema() -> dict:
         "imap_security": {"enum": list(scenario.SECURITY)},
         "smtp_security": {"enum": list(scenario.SECURITY)},
         "imap_endpoint": {"enum": list(scenario.ENDPOINTS)},
+        "smtp_endpoint": {"enum": list(scenario.ENDPOINTS)},
     }, NOTES["client"], comments=_comments(inspect.getsource(scenario.ClientSetup)))
     between = _table(scenario.BETWEEN_KEYS, {
         "after": {"minimum": 1},  # the loader also wants it below runs
@@ -354,6 +387,7 @@ def scenario_schema() -> dict:
         "provider": {"$ref": "#/$defs/provider"},
         "between_runs": {"items": {"$ref": "#/$defs/betweenRuns"}},
         "checks": {"items": {"$ref": "#/$defs/check"}, "minItems": 1},
+        "outbox": {"items": {"$ref": "#/$defs/outbox"}},
     }, NOTES["scenario"], required=[*scenario.REQUIRED, "checks"])
     doc = scenario.__doc__.split("\n\n")[0]
     return {
@@ -369,6 +403,7 @@ def scenario_schema() -> dict:
             **fault_schema(),
             "betweenRuns": between,
             "betweenAction": between_action_schema(),
+            "outbox": outbox_schema(),
             "check": check_schema(),
         },
     }

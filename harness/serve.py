@@ -46,6 +46,9 @@ def serve(spec: ProviderSpec, *, out: TextIO = sys.stdout, quiet: bool = False,
         print(f"  IMAP     {provider.host}:{provider.imap_port}  (plaintext, STARTTLS "
               f"{'offered' if provider.imap_config.starttls else 'not offered'})", file=out)
         print(f"  IMAPS    {provider.host}:{provider.imaps_port}  (implicit TLS)", file=out)
+        print(f"  SMTP     {provider.host}:{provider.smtp_port}  (submission, STARTTLS "
+              f"{'offered' if provider.smtp_config.starttls else 'not offered'})", file=out)
+        print(f"  SMTPS    {provider.host}:{provider.smtps_port}  (submission, implicit TLS)", file=out)
         print(f"  CA file  {provider.ca_file}  (trust only this)", file=out)
         for username, password, app in accounts:
             extra = f"  app passwords: {', '.join(app)}" if app else ""

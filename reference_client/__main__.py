@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from .config import Config
+from .config import load
 from .errors import EXIT_ERROR, ClientError
 from .run import PROG, run
 
 
 def main() -> int:
     try:
-        config = Config.from_env()
+        imap, smtp = load()
     except ClientError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.status
     try:
-        return run(config)
+        return run(imap, smtp)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_ERROR

@@ -52,6 +52,32 @@ def suggested_backoff(text: str) -> float | None:
     return value / 1000 if match.group(2).lower() in ("milliseconds", "ms") else float(value)
 
 
+_RETRY_IN = re.compile(r"\b(?:try\s+again|retry|come\s+back|wait)\s+(?:in|after|for)?\s*(\d+(?:\.\d+)?)\s*"
+                       r"(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m)\b", re.IGNORECASE)
+
+
+def retry_after(text: str) -> float | None:
+    """A wait the server names in words, in seconds: "Suggested Backoff Time: 2000 milliseconds",
+    "try again in 2 seconds", "retry after 1 minute"; None when it names none."""
+    suggested = suggested_backoff(text)
+    if suggested is not None:
+        return suggested
+    match = _RETRY_IN.search(text)
+    if match is None:
+        return None
+    value, unit = float(match.group(1)), match.group(2).lower()
+    if unit in ("ms", "millisecond", "milliseconds"):
+        return value / 1000
+    if unit.startswith("m"):
+        return value * 60
+    return value
+
+
+def printable(text: str) -> str:
+    """Untrusted server text as one printable line (no control characters, no line breaks)."""
+    return _CONTROL.sub(" ", text).strip()
+
+
 def has_code(text: str, *codes: str) -> bool:
     """Whether ``text`` carries one of the RFC 5530 response codes, as ``[CODE`` ."""
     upper = text.upper()

@@ -154,6 +154,19 @@ BROKEN = [
      + CHECK, "$.between_runs[0].actions[0].cont"),
     ("unknown between-runs key", 'runs = 2\n[[between_runs]]\nafter = 1\nbefore = 2\n' + CHECK,
      "$.between_runs[0].before"),
+    ("unknown outbox key", "[[outbox]]\ngenerate = 1\nrecipient = 3\n" + CHECK, "$.outbox[0].recipient"),
+    ("outbox raw and generate", '[[outbox]]\ngenerate = 1\nraw = "To: a@b\\r\\nMessage-ID: <x@y>\\r\\n\\r\\nx"\n'
+     + CHECK, "$.outbox[0]"),
+    ("outbox with no message", "[[outbox]]\nrun = 1\n" + CHECK, "$.outbox[0]"),
+    ("generated-only key on a given message", '[[outbox]]\nraw = "To: a@b\\r\\nMessage-ID: <x@y>\\r\\n\\r\\nx"\n'
+     "size = 10\n" + CHECK, "$.outbox[0].size"),
+    ("outbox run below 1", "[[outbox]]\ngenerate = 1\nrun = 0\n" + CHECK, "$.outbox[0].run"),
+    ("client smtp endpoint", '[client]\nsmtp_endpoint = "implict"\n' + CHECK, "$.client.smtp_endpoint"),
+    ("unknown smtp key", "[provider.smtp]\nstarttsl = false\n" + CHECK, "$.provider.smtp.starttsl"),
+    ("smtp type", '[provider.smtp]\nsize_limit = "20MB"\n' + CHECK, "$.provider.smtp.size_limit"),
+    ("smtp mechanism", '[provider.smtp]\nauth_mechanisms = ["CRAM-MD5"]\n' + CHECK, "$.provider.smtp.auth_mechanisms[0]"),
+    ("smtp text without a code", '[provider.smtp.texts]\ngreylisted = "try later"\n' + CHECK,
+     "$.provider.smtp.texts.greylisted"),
 ]
 
 
@@ -224,6 +237,17 @@ ERRORS = [
     ("persona", '[provider]\npersona = "gmial"  # <-\n' + CHECK, "did you mean 'gmail'"),
     ("client choice", '[client]\nimap_security = "startls"  # <-\n' + CHECK, "did you mean 'starttls'"),
     ("TOML syntax", "runs = = 2  # <-\n" + CHECK, "Invalid value"),
+    ("outbox key", "[[outbox]]\ngenerate = 1\n\n[[outbox]]\ngenerate = 2\nrecipent = 3  # <-\n" + CHECK,
+     "did you mean 'recipients'"),
+    ("outbox message without Message-ID", '[[outbox]]\ngenerate = 1\n\n[[outbox]]\n'
+     'raw = "To: bob@example.test\\r\\n\\r\\nHi.\\r\\n"  # <-\n' + CHECK, "no Message-ID"),
+    ("outbox size on a given message", '[[outbox]]\nraw = "To: a@example.test\\r\\nMessage-ID: <a@b>\\r\\n\\r\\nx"\n'
+     "size = 5  # <-\n" + CHECK, "only applies to generated messages"),
+    ("outbox run past the last", "runs = 2\n[[outbox]]\ngenerate = 1\nrun = 3  # <-\n" + CHECK, "must name a run"),
+    ("outbox message twice", '[[outbox]]\nraw = "To: a@example.test\\r\\nMessage-ID: <a@b>\\r\\n\\r\\nx"\n\n'
+     '[[outbox]]  # <-\nraw = "To: c@example.test\\r\\nMessage-ID: <a@b>\\r\\n\\r\\ny"\n' + CHECK, "its own"),
+    ("smtp endpoint", '[client]\nsmtp_endpoint = "implict"  # <-\n' + CHECK, "did you mean 'implicit'"),
+    ("smtp key", "[provider.smtp]\nstarttls = true\ngreylst = true  # <-\n" + CHECK, "did you mean 'greylist'"),
 ]
 
 

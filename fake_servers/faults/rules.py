@@ -13,6 +13,27 @@ Events: ``connect`` (accepted), ``tls`` (handshake done), ``greeting``, ``comman
 be sent, after it ran: ``reply`` there changes what the client is told, not what was done),
 ``idle`` (the client has just entered IDLE), ``run`` (a run boundary: state actions only).
 
+The same rules script the SMTP submission fake (``protocol = "smtp"`` keeps a rule to it,
+``protocol = "imap"`` to IMAP; without it a rule applies to both):
+
+- ``connect``, ``greeting``, ``tls`` as for IMAP; on the implicit-TLS port (smtps) a
+  ``reply`` or ``bye`` at ``connect`` is said once the handshake is done, a ``close`` or
+  ``reset`` happens before it.
+- ``command``: ``command`` matches the verb upper-cased (``EHLO``, ``HELO``, ``STARTTLS``,
+  ``AUTH``, ``MAIL``, ``RCPT``, ``DATA``, ``RSET``, ``NOOP``, ``QUIT``, ``VRFY``, ``HELP``,
+  an unknown verb as sent), ``CONTINUATION`` (an AUTH response line) and ``END-OF-DATA``
+  (the message, at its final dot: a ``reply`` there answers instead of the fake, so nothing
+  is delivered).
+- ``response``: the command's final reply is about to be sent (334 challenges are not final;
+  DATA's is the 354, the message's is ``END-OF-DATA``'s); ``status`` matches its 3-digit
+  code. ``reply`` replaces it; on ``END-OF-DATA`` the message was delivered all the same, and
+  ``reset`` there is "disconnect after the final dot": delivered, never acknowledged.
+- Actions: ``reply`` takes an SMTP ``status`` ("421"), an enhanced ``code`` ("4.7.0") and
+  ``text``; ``bye`` is a 421 reply (``code`` and ``text`` as given) followed by a close;
+  ``untagged`` sends its ``lines`` as raw extra reply lines, and with ``when = "after"`` on a
+  STARTTLS ``response`` they go out in plaintext after the 220, before the handshake
+  (response injection); ``capabilities`` adds or removes EHLO extension lines.
+
 >>> rule = Rule.from_dict({"on": "command", "command": "LOGIN", "nth": 1,
 ...                        "action": "reply", "status": "NO", "code": "UNAVAILABLE",
 ...                        "text": "Temporary authentication failure"})
@@ -47,7 +68,8 @@ ACTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 MATCH_KEYS: dict[str, type | tuple[type, ...]] = {
-    "command": str,  # "LOGIN", "UID FETCH", "SELECT", "*"
+    "protocol": str,  # "imap" or "smtp"; absent: both
+    "command": str,  # "LOGIN", "UID FETCH", "SELECT", "MAIL", "END-OF-DATA", "*"
     "session": int,  # 1-based connection number to this server
     "run": int,
     "nth": int,  # only the nth occurrence that matches everything else
@@ -56,7 +78,7 @@ MATCH_KEYS: dict[str, type | tuple[type, ...]] = {
     "state": str,
     "tls": bool,
     "user": str,
-    "status": str,  # for "response": the tagged status about to be sent
+    "status": str,  # for "response": the tagged status (IMAP) or reply code (SMTP) about to be sent
     "connections_over": int,  # more than N connections open to this server (this one included)
     "probability": (int, float),
 }
@@ -64,7 +86,7 @@ MATCH_KEYS: dict[str, type | tuple[type, ...]] = {
 # Which matcher keys mean something for each event (a key whose value the event never has
 # would make the rule silently inert, so it is refused).
 _COUNTING = ("nth", "after", "times", "probability")
-_CONNECTION = ("session", "run", "connections_over")
+_CONNECTION = ("protocol", "session", "run", "connections_over")
 EVENT_MATCH_KEYS: dict[str, frozenset[str]] = {
     "connect": frozenset(_COUNTING + _CONNECTION),
     "greeting": frozenset(_COUNTING + _CONNECTION + ("tls",)),
@@ -84,7 +106,8 @@ EVENT_ACTIONS: dict[str, frozenset[str]] = {
     "idle": frozenset(ACTIONS) - {"reply"},
 }
 
-STATES = ("not-authenticated", "authenticated", "selected")
+STATES = ("not-authenticated", "authenticated", "selected")  # SMTP sessions have the first two
+PROTOCOLS = ("imap", "smtp")
 UIDVALIDITY_MODES = ("keep", "renumber", "shuffle")
 
 # Lowest allowed value of numeric keys and parameters.
@@ -126,6 +149,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Matcher:
+    protocol: str | None = None
     command: str | None = None
     session: int | None = None
     run: int | None = None
@@ -141,6 +165,8 @@ class Matcher:
 
     def holds(self, ctx: Mapping[str, Any]) -> bool:
         """Whether the static conditions hold (counting conditions are the engine's)."""
+        if self.protocol is not None and ctx.get("protocol", "imap") != self.protocol:
+            return False  # the IMAP fake's contexts do not name their protocol
         if self.command is not None and self.command != "*" and ctx.get("command") != self.command:
             return False
         for key in ("session", "run", "state", "tls", "user", "status"):
@@ -218,6 +244,9 @@ class Rule:
         probability = match_args.get("probability")
         if probability is not None and not 0 <= probability <= 1:
             raise RuleError(f"{where}: probability must be between 0 and 1, not {probability}", "probability")
+        protocol = match_args.get("protocol")
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise RuleError(f"{where}: unknown protocol {protocol!r}{closest(protocol, PROTOCOLS)}", "protocol")
         state = match_args.get("state")
         if state is not None and state not in STATES:
             raise RuleError(f"{where}: unknown state {state!r}{closest(state, STATES)}", "state")

@@ -8,6 +8,7 @@ offending command with a redacted transcript window.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 
@@ -27,10 +28,18 @@ DEFAULT_REFUSAL = r"too many|maximum number of connections|connection limit|simu
 
 
 def secrets_of(obs) -> tuple[bytes, ...]:
-    """Every credential the client was given, as bytes (the password included)."""
+    """Every credential the client was given, as bytes (the password included), and the base64
+    forms SMTP's AUTH sends them in: the password alone (AUTH LOGIN) and the PLAIN response
+    (RFC 4616: authzid NUL authcid NUL password, with an empty or repeated authzid)."""
     found = list(obs.secrets)
     if obs.password:
         found.append(obs.password.encode("utf-8"))
+    user = (getattr(obs, "username", "") or "").encode("utf-8")
+    for secret in [s for s in found if len(s) >= 4]:
+        found.append(base64.b64encode(secret))
+        if user:
+            found.append(base64.b64encode(b"\0" + user + b"\0" + secret))
+            found.append(base64.b64encode(user + b"\0" + user + b"\0" + secret))
     return tuple(dict.fromkeys(s for s in found if s))
 
 
@@ -130,25 +139,29 @@ _CONTENT_ITEMS = re.compile(r"\b(?:BODY(?:\.PEEK)?\[|BINARY(?:\.PEEK)?\[|RFC822(
                             r"ENVELOPE\b|ALL\b|FULL\b)", re.IGNORECASE)
 
 
-def configured_security(obs) -> str | None:
-    """How the scenario configured the client (``tls``/``starttls``/``none``), when it says."""
-    for attr in ("imap_security", "security"):
-        value = getattr(obs.scenario, attr, None)
-        if value in SECURITY:
-            return value
+def configured_security(obs, protocol: str = "imap") -> str | None:
+    """How the scenario configured the client for ``protocol`` (``tls``/``starttls``/``none``):
+    its ``[client]`` table, else attributes of the scenario itself, when it says."""
+    for source in (getattr(obs.scenario, "client", None), obs.scenario):
+        for attr in (f"{protocol}_security", "security"):
+            value = getattr(source, attr, None)
+            if value in SECURITY:
+                return value
     return None
 
 
 @check("no_mail_data_before_tls", {"security": str}, choices={"security": SECURITY}, doc="""When the
        client is configured for TLS or STARTTLS, no message content crosses the wire in plaintext:
-       no APPEND or SMTP DATA, and no FETCH of bodies, headers or envelopes before TLS.""")
+       no APPEND or SMTP message data, and no FETCH of bodies, headers or envelopes before TLS. The
+       configuration is security when given, else the scenario's imap_security for IMAP connections
+       and smtp_security for SMTP ones.""")
 def no_mail_data_before_tls(obs, level, security=None):
-    security = security or configured_security(obs) or "starttls"
-    if security == "none":
-        return passed(level, [Evidence(RULE_MAIL, "nothing (the client was configured for plaintext)",
-                                       "not applicable")])
-    evidence = []
+    evidence, judged = [], 0
     for conn in obs.wire.select():
+        wanted = security or configured_security(obs, conn.protocol) or "starttls"
+        if wanted == "none":
+            continue
+        judged += 1
         for cmd in conn.commands:
             if cmd.tls:
                 continue
@@ -158,11 +171,14 @@ def no_mail_data_before_tls(obs, level, security=None):
                 what = f"message content requested in plaintext: {cmd.redacted!r}"
             else:
                 continue
-            evidence.append(Evidence(RULE_MAIL, f"mail data only over TLS (client configured for {security})",
+            evidence.append(Evidence(RULE_MAIL, f"mail data only over TLS (client configured for {wanted})",
                                      f"{what} on {where(conn)}", excerpt(conn, command=cmd, secrets=secrets_of(obs)),
                                      conn.run))
     if evidence:
         return failed(level, capped(evidence, _more("plaintext mail commands")), security=True)
+    if not judged and obs.wire.select():
+        return passed(level, [Evidence(RULE_MAIL, "nothing (the client was configured for plaintext)",
+                                       "not applicable")])
     return passed(level)
 
 
@@ -354,7 +370,8 @@ def _listed_names(lines) -> set[str]:
 
 
 @check("injected_lines_ignored", {}, doc="""The client does not act on plaintext lines injected behind
-       the STARTTLS OK: over TLS it never uses a capability only those lines announced, and never
+       the STARTTLS OK (IMAP) or 220 (SMTP): over TLS it never uses a capability or EHLO extension
+       (an AUTH mechanism, SMTPUTF8, BODY=8BITMIME, SIZE=, DSN) only those lines announced, and never
        names a mailbox only those lines listed.""")
 def injected_lines_ignored(obs, level):
     evidence, injected_seen = [], 0
@@ -385,6 +402,11 @@ def injected_lines_ignored(obs, level):
                                              f"{cmd.redacted!r} on {where(conn, cmd)} names {sorted(named)[0]!r}, "
                                              f"a mailbox only the injected plaintext line(s) listed",
                                              excerpt(conn, command=cmd, secrets=secrets_of(obs)), conn.run))
+    from .smtp import injected_evidence
+
+    smtp_evidence, smtp_seen = injected_evidence(obs, RULE_INJECTED)
+    evidence += smtp_evidence
+    injected_seen += smtp_seen
     if evidence:
         return failed(level, capped(evidence, _more("commands acting on injected lines")), security=True)
     return passed(level, [Evidence(RULE_INJECTED, "injected lines ignored",
@@ -417,7 +439,7 @@ def max_login_attempts(obs, level, n, codes=None):
         for cmd in conn.commands:
             if _is_login(cmd):
                 attempts_by_run.setdefault(conn.run, []).append((cmd.at, conn, cmd))
-    worst = 0
+    worst, failing_runs = 0, 0
     for run, attempts in sorted(attempts_by_run.items()):
         attempts.sort(key=lambda item: item[0])
         failure = None
@@ -428,6 +450,7 @@ def max_login_attempts(obs, level, n, codes=None):
                 break
         if failure is None:
             continue
+        failing_runs += 1
         fail_conn, fail_resp = failure
         later = [(conn, cmd) for at, conn, cmd in attempts if at > fail_resp.at]
         worst = max(worst, len(later))
@@ -440,8 +463,12 @@ def max_login_attempts(obs, level, n, codes=None):
                 excerpt(conn, command=cmd, secrets=secrets_of(obs)), run))
     if evidence:
         return failed(level, evidence)
+    if not failing_runs:
+        return passed(level, [Evidence(RULE_ATTEMPTS, f"at most {n} more attempts",
+                                       f"no login was refused with {', '.join(codes)}")])
     return passed(level, [Evidence(RULE_ATTEMPTS, f"at most {n} more attempts",
-                                   f"at most {worst} attempts after a permanent failure")])
+                                   f"at most {worst} attempts after a permanent failure "
+                                   f"({failing_runs} run(s) with one)")])
 
 
 RULE_BACKOFF = "the client waits the backoff the server suggested before coming back"

@@ -1,0 +1,213 @@
+"""The fake SMTP server's accept rate against Postfix's smtp-sink, side by side, same load.
+
+    python -m benchmarks.smtp_accept [--messages 5000] [--size 4096] [--sessions 4] [--repeat 3]
+                                     [--profile FILE]
+
+Both servers are driven by the same Postfix ``smtp-source`` command line::
+
+    smtp-source -c -s 4 -m 5000 -l 4096 -f sender@example.test -t rcpt@example.test 127.0.0.1:PORT
+
+(4 parallel sessions, 5,000 messages of 4 KB, a new connection per message as smtp-source does
+without ``-d``). The fake serves plain SMTP on loopback with neither TLS nor AUTH required,
+so both servers do the same protocol work; it runs in its own process with its usual wire
+record and message store, and confirms at exit how many messages it accepted. ``smtp-sink``
+(``/usr/sbin/smtp-sink``, run as ``nobody`` when we are root) accepts and discards. Each
+server is measured ``--repeat`` times, alternating; the median rate is reported with the
+ratio fake/smtp-sink (target: at least 0.5). ``--profile FILE`` adds one round, not counted, with
+the fake under cProfile, and writes its statistics to FILE (and the top functions to stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+SENDER = "sender@example.test"
+RECIPIENT = "rcpt@example.test"
+
+
+def source_command(port: int, opts) -> list[str]:
+    return [SMTP_SOURCE, "-c", "-s", str(opts.sessions), "-m", str(opts.messages), "-l", str(opts.size),
+            "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"]
+
+
+def drive(port: int, opts) -> float:
+    """Seconds smtp-source takes to send every message to ``port``."""
+    start = time.perf_counter()
+    proc = subprocess.run(source_command(port, opts), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, timeout=600)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"smtp-source failed ({proc.returncode}): {proc.stderr.strip()}")
+    return elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)  # polling our own child's startup, not a protocol wait
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a free loopback port."""
+
+    def __enter__(self) -> "SmtpSink":
+        self.port = free_port()
+        args = [SMTP_SINK]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]
+        args += [f"127.0.0.1:{self.port}", "256"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_listening(self.port, self.proc)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class FakeSmtpProcess:
+    """The fake provider's SMTP server in a child process (``--serve``)."""
+
+    def __init__(self, profile: str | None = None) -> None:
+        self.profile = profile
+        self.accepted: int | None = None
+
+    def __enter__(self) -> "FakeSmtpProcess":
+        args = [sys.executable, "-m", "benchmarks.smtp_accept", "--serve"]
+        if self.profile:
+            args += ["--profile", self.profile]
+        self.log = tempfile.TemporaryFile(mode="w+")  # the fake's log: summarised, not flooded onto the terminal
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     cwd=ROOT)
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.proc.kill()
+            raise RuntimeError(f"fake SMTP server did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        out, _ = self.proc.communicate("", timeout=120)
+        for line in out.splitlines():
+            if line.startswith("ACCEPTED "):
+                self.accepted = int(line.split()[1])
+            elif not line.startswith("PORT "):
+                print(line)
+        self.log.seek(0)
+        lines = [line.rstrip() for line in self.log if line.strip()]
+        self.log.close()
+        tracebacks = sum(1 for line in lines if line.startswith("Traceback"))
+        said = [line for line in lines if not line.startswith((" ", "Traceback"))]
+        if said:
+            print(f"  (the fake logged {tracebacks} traceback(s) in {len(said)} line(s), e.g. "
+                  f"{said[0][:120]!r} ... {said[-1][:120]!r})")
+
+
+def serve(profile: str | None) -> None:
+    """Child process: a fake provider with plain SMTP (no TLS, no AUTH) until stdin closes."""
+    from fake_servers import FakeProvider
+    from fake_servers.smtp.config import SmtpConfig
+
+    fake = FakeProvider(smtp=SmtpConfig(starttls=False, require_auth=False), keep_server_bytes=0).start()
+    profiler = None
+    if profile:  # the servers run on the runtime's event loop thread: profile that thread
+        import cProfile
+
+        profiler = cProfile.Profile()
+        fake.runtime.call(profiler.enable)
+    print(f"PORT {fake.smtp_port}", flush=True)
+    sys.stdin.read()
+    if profiler is not None:
+        fake.runtime.call(profiler.disable)
+    accepted = sum(1 for s in fake.submissions() if s.accepted)
+    fake.stop()
+    if profiler is not None:
+        import pstats
+
+        profiler.dump_stats(profile)
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(25)
+    print(f"ACCEPTED {accepted}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", metavar="FILE", help="run the fake under cProfile, statistics into FILE")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    opts = parser.parse_args(argv)
+    if opts.serve:
+        serve(opts.profile)
+        return 0
+    for tool in (SMTP_SOURCE, SMTP_SINK):
+        if not os.access(tool, os.X_OK):
+            print(f"{tool} not found (Debian: postfix)", file=sys.stderr)
+            return 2
+
+    print(f"load: {opts.messages} messages x {opts.size} B over {opts.sessions} parallel sessions "
+          f"(smtp-source, a connection per message)")
+    print("command: " + " ".join(source_command(0, opts)).replace(":0", ":PORT"))
+    times: dict[str, list[float]] = {"fake": [], "smtp-sink": []}
+    accepted: list[int] = []
+    for _ in range(opts.repeat):
+        with FakeSmtpProcess() as fake:
+            times["fake"].append(drive(fake.port, opts))
+        accepted.append(fake.accepted)
+        with SmtpSink() as sink:
+            times["smtp-sink"].append(drive(sink.port, opts))
+    if any(a != opts.messages for a in accepted):
+        print(f"the fake accepted {accepted} messages per round, expected {opts.messages}", file=sys.stderr)
+        return 1
+
+    rates = {name: opts.messages / statistics.median(ts) for name, ts in times.items()}
+    print(f"\n{'server':12} {'median (s)':>11} {'messages/s':>11}   runs (s)")
+    for name, ts in times.items():
+        print(f"{name:12} {statistics.median(ts):11.2f} {rates[name]:11.0f}   " + ", ".join(f"{t:.2f}" for t in ts))
+    ratio = rates["fake"] / rates["smtp-sink"]
+    verdict = "meets" if ratio >= 0.5 else "below"
+    print(f"\nratio fake/smtp-sink: {ratio:.2f} ({verdict} the 0.5 target; median of {opts.repeat})")
+    if opts.profile:  # one more round, not counted: cProfile slows the fake down
+        print(f"\nprofiled round (statistics in {opts.profile}):")
+        with FakeSmtpProcess(opts.profile) as fake:
+            seconds = drive(fake.port, opts)
+        print(f"profiled fake: {seconds:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""One SMTP submission session as a state machine without I/O: lines in, replies and actions out.
+
+The server (server.py) reads a command line, a SASL continuation line or a whole message
+(``wants`` says which), hands it here and writes what comes back: :class:`Reply` (one
+reply, possibly multi-line), :class:`StartTLS` (begin the handshake once the reply before
+it went out) and :class:`Close`. Provider limits are the policy's (policy.py); this module
+keeps the sequence: EHLO before MAIL, AUTH only when allowed, MAIL, RCPT, DATA, and the
+mail transaction's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..imap import sasl
+from ..mailstore import AuthResult, MailStore
+from .config import SmtpConfig
+from .delivery import deliver
+from .policy import MailParams, SubmissionPolicy, account_key
+
+KNOWN_VERBS = ("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY",
+               "HELP", "EXPN", "BDAT")
+MAX_ERRORS = 20  # syntax and sequence errors on one connection before it is closed with 421
+_CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
+_queue_ids = itertools.count(1)
+
+
+@dataclass
+class Reply:
+    """One reply: its lines (without CRLF), each a full ``NNN-``/``NNN `` line."""
+
+    lines: list[str]
+    kind: str = "reply"  # "greeting", "continuation" (334) or "reply"
+    injected: bool = False  # written by a fault rule rather than the protocol
+    submission: int | None = None  # index in the SubmissionLog whose reply this is
+
+    @property
+    def status(self) -> str:
+        return self.lines[-1][:3]
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(line.encode("utf-8") + b"\r\n" for line in self.lines)
+
+
+@dataclass
+class StartTLS:
+    """Start the TLS handshake once everything before it went out."""
+
+
+@dataclass
+class Close:
+    reason: str
+
+
+def reply_lines(text: str, **values: str) -> list[str]:
+    """A configured text as reply lines: ``\\n`` separates lines, all but the last become
+    ``NNN-`` continuation lines; ``{hostname}``-style placeholders are filled in."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    lines = text.split("\n")
+    return [line[:3] + "-" + line[4:] if i < len(lines) - 1 else line for i, line in enumerate(lines)]
+
+
+def split_code(line: str) -> tuple[str | None, str | None]:
+    """(status, enhanced status code) of a reply line, e.g. ("535", "5.7.8")."""
+    status = line[:3] if len(line) >= 3 and line[:3].isdigit() else None
+    rest = line[4:] if status else ""
+    match = _CODE.match(rest)
+    return status, (match.group(0).strip() if match else None)
+
+
+def split_command(line: bytes) -> tuple[str, str | None]:
+    """The command name as recorded (known verbs upper-cased, others as sent) and its argument."""
+    text = line.rstrip(b"\r\n")
+    verb, _, arg = text.partition(b" ")
+    name = verb.decode("ascii", "replace") if verb.isascii() else verb.decode("utf-8", "replace")
+    if name.upper() in KNOWN_VERBS:
+        name = name.upper()
+    try:
+        decoded = arg.decode("utf-8").strip() if arg else None
+    except UnicodeDecodeError:
+        decoded = None
+    return (name or "(empty)"), decoded
+
+
+@dataclass
+class Transaction:
+    """The mail transaction in progress (MAIL up to the end of DATA or RSET)."""
+
+    mail_from: str
+    params: MailParams
+    rcpt_tos: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    refused_replies: list[str] = field(default_factory=list)
+
+
+class SmtpSession:
+    """The protocol state of one connection."""
+
+    def __init__(self, store: MailStore, config: SmtpConfig, policy: SubmissionPolicy, *, tls: bool,
+                 on_submission: Callable[..., int] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.policy = policy
+        self.tls = tls
+        self.on_submission = on_submission  # records a Submission, returns its index
+        self.helo: str | None = None
+        self.extended = False
+        self.username: str | None = None
+        self.auth_failures = 0
+        self.errors = 0
+        self.transaction: Transaction | None = None
+        self.wants = "command"  # or "line" (a SASL response) or "data" (the message)
+        self.refused_greeting = False  # a fault refused the session with 554: only QUIT works
+        self._sasl: sasl.Mechanism | None = None
+        self._oauth_failed = False
+        self.notes: list[str] = []  # for the wire record (the server moves them there)
+
+    @property
+    def state(self) -> str:
+        return "authenticated" if self.username is not None else "not-authenticated"
+
+    # -- output helpers --------------------------------------------------------------------
+
+    def _text(self, text: str, kind: str = "reply") -> Reply:
+        lines = reply_lines(text, hostname=self.config.hostname)
+        if not self.config.enhanced_status_codes:
+            lines = [_strip_code(line) for line in lines]
+        return Reply(lines, kind)
+
+    def _error(self, text: str) -> list:
+        """A syntax or sequence error; too many of them end the session."""
+        self.errors += 1
+        if self.errors >= MAX_ERRORS:
+            return [self._text(f"421 4.7.0 {self.config.hostname} Error: too many errors"), Close("too many errors")]
+        return [self._text(text)]
+
+    def _final(self, text: str) -> list:
+        """A reply from the policy or texts; a 421 ends the session (RFC 5321 section 3.8)."""
+        out: list = [self._text(text)]
+        if text.startswith("421"):
+            out.append(Close("421 reply"))
+        return out
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def greeting(self) -> list:
+        return [self._text(self.config.texts.greeting, "greeting")]
+
+    def tls_started(self) -> None:
+        """RFC 3207 section 4.2: after the handshake the client starts over with EHLO."""
+        self.tls = True
+        self.helo = None
+        self.extended = False
+        self.transaction = None
+
+    def command(self, line: bytes) -> list:
+        """A command line (CRLF included or not)."""
+        name, arg = split_command(line)
+        text = line.rstrip(b"\r\n")
+        if b"\0" in text:
+            return self._error("500 5.5.2 Error: bad syntax (NUL byte)")
+        if name == "(empty)":
+            return self._error("500 5.5.2 Error: bad syntax")
+        if name not in KNOWN_VERBS:
+            return self._error("500 5.5.2 Error: command not recognized")
+        if arg is None and b" " in text and text.partition(b" ")[2].strip():
+            return self._error("500 5.5.2 Error: bad UTF-8 syntax")
+        if self.refused_greeting and name != "QUIT":
+            return self._error("503 5.5.1 Error: service refused, send QUIT")
+        return getattr(self, f"_{name.lower()}")(arg)
+
+    # -- the commands ----------------------------------------------------------------------
+
+    def _ehlo(self, arg: str | None) -> list:
+        if not arg:
+            return self._error("501 5.5.4 Syntax: EHLO hostname")
+        self.helo, self.extended, self.transaction = arg, True, None
+        lines = [self.config.hostname] + self.config.extensions(tls=self.tls)
+        return [Reply([f"250{'-' if i < len(lines) - 1 else ' '}{line}" for i, line in enumerate(lines)])]
+
+    def _helo(self, arg: str | None) -> list:
+        if not arg:
+            return self._error("501 5.5.4 Syntax: HELO hostname")
+        self.helo, self.extended, self.transaction = arg, False, None
+        return [self._text(f"250 {self.config.hostname}")]
+
+    def _starttls(self, arg: str | None) -> list:
+        if arg:
+            return self._error("501 5.5.4 Syntax: STARTTLS")
+        if self.tls:
+            return self._error("503 5.5.1 Error: TLS already active")
+        if "STARTTLS" not in self.policy.advertised(tls=False) or not self.config.starttls:
+            return self._error("502 5.5.1 Error: command not implemented")
+        return [self._text("220 2.0.0 Ready to start TLS"), StartTLS()]
+
+    def _noop(self, arg: str | None) -> list:
+        return [self._text("250 2.0.0 OK")]
+
+    def _rset(self, arg: str | None) -> list:
+        self.transaction = None
+        return [self._text("250 2.0.0 OK")]
+
+    def _quit(self, arg: str | None) -> list:
+        return [self._text("221 2.0.0 Bye"), Close("QUIT")]
+
+    def _vrfy(self, arg: str | None) -> list:
+        if not arg:
+            return self._error("501 5.5.4 Syntax: VRFY address")
+        return [self._text("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery")]
+
+    def _expn(self, arg: str | None) -> list:
+        return self._error("502 5.5.1 Error: command not implemented")
+
+    def _bdat(self, arg: str | None) -> list:
+        return self._error("502 5.5.1 Error: command not implemented (no CHUNKING)")
+
+    def _help(self, arg: str | None) -> list:
+        return [self._text("214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP")]
+
+    # -- AUTH ------------------------------------------------------------------------------
+
+    def _auth(self, arg: str | None) -> list:
+        if self.helo is None:
+            return self._error("503 5.5.1 Error: send EHLO first")
+        if self.username is not None:
+            return self._error("503 5.5.1 Error: already authenticated")
+        if self.transaction is not None:
+            return self._error("503 5.5.1 Error: MAIL transaction in progress")
+        if not self.tls and not self.config.auth_before_tls:
+            return [self._text("538 5.7.11 Encryption required for requested authentication mechanism")]
+        words = (arg or "").split()
+        if not words or len(words) > 2:
+            return self._error("501 5.5.4 Syntax: AUTH mechanism [initial-response]")
+        name = words[0].upper()
+        if name not in sasl.MECHANISMS or name not in self.config.auth_mechanisms:
+            return [self._text("504 5.5.4 Unrecognized authentication type")]
+        mech = sasl.MECHANISMS[name]()
+        if len(words) == 1:
+            self._sasl = mech
+            self.wants = "line"
+            return [self._challenge(mech.first_challenge())]
+        return self._step(mech, words[1].encode("ascii", "replace"))
+
+    def _challenge(self, data: bytes) -> Reply:
+        return Reply(["334 " + base64.b64encode(data).decode("ascii")], "continuation")
+
+    def line(self, data: bytes) -> list:
+        """A SASL response line (CRLF included or not)."""
+        data = data.strip()
+        mech, self._sasl, self.wants = self._sasl, None, "command"
+        if self._oauth_failed:  # the client acknowledged the XOAUTH2 error challenge
+            self._oauth_failed = False
+            return self._failed(AuthResult.INVALID)
+        if data == b"*":
+            return [self._text("501 5.7.0 Authentication aborted")]
+        if mech is None:
+            return self._error("503 5.5.1 Error: no authentication in progress")
+        return self._step(mech, data)
+
+    def _step(self, mech: sasl.Mechanism, response: bytes) -> list:
+        try:
+            decoded = b"" if response == b"=" else base64.b64decode(response, validate=True)
+        except (binascii.Error, ValueError):
+            return self._failed_syntax("501 5.5.2 Cannot decode response")
+        try:
+            out = mech.step(decoded)
+        except sasl.SaslError as exc:
+            return self._failed_syntax(f"501 5.5.2 {exc}")
+        if isinstance(out, bytes):
+            self._sasl = mech
+            self.wants = "line"
+            return [self._challenge(out)]
+        return self._finish(out)
+
+    def _failed_syntax(self, text: str) -> list:
+        self.auth_failures += 1
+        return self._error(text)
+
+    def _finish(self, creds: sasl.Credentials) -> list:
+        account = self.store.account(creds.username)
+        result = AuthResult.INVALID
+        if account is not None:
+            if creds.kind == "oauth":
+                result = account.check_token(creds.secret)  # issued tokens expire; static ones never
+                if result is not AuthResult.OK:
+                    result = AuthResult.INVALID  # an expired token is refused like a wrong one
+            else:
+                result = account.check_password(creds.secret)
+        if result is AuthResult.OK:
+            self.username = account.username
+            text, _ = self.policy.auth(result, self.auth_failures)
+            return [self._text(text)]
+        if creds.kind == "oauth":  # Gmail's way: an error challenge first, the 535 after the client's reply
+            self._oauth_failed = True
+            self.wants = "line"
+            error = {"status": "401", "schemes": "bearer", "scope": f"https://{self.config.hostname}/"}
+            return [self._challenge(json.dumps(error, separators=(",", ":")).encode())]
+        return self._failed(result)
+
+    def _failed(self, result: AuthResult) -> list:
+        text, close = self.policy.auth(result, self.auth_failures)
+        self.auth_failures += 1
+        out: list = [self._text(text)]
+        if close or text.startswith("421"):
+            out.append(Close("too many failed AUTH attempts" if close else "421 reply"))
+        return out
+
+    # -- the mail transaction --------------------------------------------------------------
+
+    def _mail(self, arg: str | None) -> list:
+        if self.helo is None:
+            return self._error("503 5.5.1 Error: send HELO/EHLO first")
+        if self.transaction is not None:
+            return self._error("503 5.5.1 Error: nested MAIL command")
+        parsed = _path(arg, "FROM:")
+        if parsed is None:
+            return self._error("501 5.5.4 Syntax: MAIL FROM:<address>")
+        address, words = parsed
+        refusal, params = self.policy.mail(address, words, advertised=self.policy.advertised(tls=self.tls),
+                                           authenticated=self.username is not None, extended=self.extended)
+        if refusal is not None:
+            return self._final(refusal)
+        self.transaction = Transaction(address, params)
+        return [self._text("250 2.1.0 OK")]
+
+    def _rcpt(self, arg: str | None) -> list:
+        if self.transaction is None:
+            return self._error("503 5.5.1 Error: need MAIL command")
+        parsed = _path(arg, "TO:")
+        if parsed is None or not parsed[0]:
+            return self._error("501 5.5.4 Syntax: RCPT TO:<address>")
+        address, words = parsed
+        t = self.transaction
+        refusal = self.policy.rcpt(address, words, account=account_key(self.username, t.mail_from),
+                                   smtputf8=t.params.smtputf8, accepted=len(t.rcpt_tos))
+        if refusal is not None:
+            t.refused.append(address)
+            t.refused_replies.append(reply_lines(refusal, hostname=self.config.hostname)[-1])
+            return self._final(refusal)
+        t.rcpt_tos.append(address)
+        return [self._text("250 2.1.5 OK")]
+
+    def _data(self, arg: str | None) -> list:
+        if self.transaction is None:
+            return self._error("503 5.5.1 Error: need MAIL command")
+        if arg:
+            return self._error("501 5.5.4 Syntax: DATA")
+        if not self.transaction.rcpt_tos:
+            return self._error("554 5.5.1 Error: no valid recipients")
+        self.wants = "data"
+        return [self._text("354 End data with <CR><LF>.<CR><LF>")]
+
+    def data_refused(self) -> None:
+        """The 354 was replaced by a fault's reply: no message follows."""
+        if self.wants == "data":
+            self.wants = "command"
+
+    def message(self, data: bytes, *, size: int, oversize: bool = False, at: float = 0.0,
+                override: str | None = None) -> list:
+        """The message after the final dot (dot-unstuffed). ``override``: a fault answered (or,
+        when empty, said nothing) instead of the fake, so nothing is checked, counted or delivered."""
+        self.wants = "command"
+        t, self.transaction = self.transaction, None
+        if t is None:  # cannot happen: DATA is only accepted inside a transaction
+            return [self._text("503 5.5.1 Error: need MAIL command")]
+        recipients = tuple(t.rcpt_tos)
+        account = account_key(self.username, t.mail_from)
+        out: list = []
+        accepted = False
+        if override is not None:
+            if override:
+                out = [Reply([override], injected=True)]
+        else:
+            refusal = self.policy.message(account=account, user=self.username, sender=t.mail_from,
+                                          recipients=recipients, size=size, oversize=oversize)
+            queue_id = f"{next(_queue_ids):08X}"
+            if refusal is None:
+                accepted = True
+                self.policy.commit(account, recipients)
+                where = deliver(self.store, data, sender_account=self.username or t.mail_from,
+                                recipients=recipients, targets=self.config.deliver_to)
+                if where:
+                    self.notes.append(f"message {queue_id} delivered to {', '.join(where)}")
+            if _has_8bit(data) and t.params.body != "8BITMIME":
+                self.notes.append("message has 8-bit bytes but MAIL had no BODY=8BITMIME")
+            out = self._final(refusal or self.config.texts.accepted.replace("{id}", queue_id))
+        if self.on_submission is not None:
+            index = self.on_submission(
+                user=self.username, mail_from=t.mail_from, rcpt_tos=recipients, refused_rcpts=tuple(t.refused),
+                rcpt_replies=tuple(t.refused_replies), data=data, size=size,
+                reply=out[0].lines[-1] if out else "", accepted=accepted, at=at, smtputf8=t.params.smtputf8,
+                body=t.params.body, declared_size=t.params.size)
+            if out:
+                out[0].submission = index
+        return out
+
+    def cancel_line(self) -> None:
+        """A fault answered a SASL response instead of the fake: the exchange is over."""
+        self._sasl, self._oauth_failed = None, False
+        if self.wants == "line":
+            self.wants = "command"
+
+
+def _path(arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
+    """``FROM:<address> PARAMS`` as (address, parameter words); None when malformed."""
+    if not arg or arg[: len(keyword)].upper() != keyword:
+        return None
+    rest = arg[len(keyword):].strip()
+    if rest.startswith("<"):
+        end = rest.find(">")
+        if end < 0:
+            return None
+        address, words = rest[1:end], rest[end + 1:].split()
+        if ":" in address and address.startswith("@"):  # an RFC 5321 source route: ignored
+            address = address.split(":", 1)[1]
+    else:
+        words = rest.split()
+        if not words:
+            return None
+        address, words = words[0], words[1:]
+    if any(c in address for c in " <>\t") or (address and "@" not in address and address.lower() != "postmaster"):
+        return None
+    return address, words
+
+
+def _strip_code(line: str) -> str:
+    status, code = split_code(line)
+    if status is None or code is None:
+        return line
+    rest = line[4 + len(code):].lstrip(" ")
+    return f"{line[:4]}{rest}"
+
+
+def _has_8bit(data: bytes) -> bool:
+    return not data.isascii()
+
+
+def describe_command(name: str, line: bytes) -> tuple[str, bool]:
+    """(what a transcript shows, whether the line carries a credential) for a command line:
+    an AUTH initial response is shown as ``***``."""
+    text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+    if name == "AUTH":
+        words = text.split()
+        if len(words) >= 3:
+            return f"{words[0]} {words[1]} ***", True
+    return text, False
+
+
+def describe_line(line: bytes) -> tuple[str, bool]:
+    """The same for a SASL continuation line: everything but a cancel (``*``) or an empty
+    acknowledgement is a secret."""
+    data = line.strip()
+    if data in (b"", b"*"):
+        return data.decode(), False
+    return "***", True
