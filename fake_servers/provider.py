@@ -70,7 +70,10 @@ class FakeProvider:
         self.seed = seed
         self._own_tls = tls is None
         self.tls = tls or TLSMaterial()
-        self.cert = self.tls.server_cert(cert)
+        # With discovery, clients reach the mail servers by the scenario's names (imap.example.test):
+        # the certificate names them too.
+        self.cert = self.tls.server_cert(cert) if discovery is None else \
+            self.tls.server_cert_for_names(discovery.all_names(), cert)
         self.tls_versions = TLSVersions(tls_versions)
         self.wire = WireLog(keep_server_bytes)
         self.runtime = runtime()

@@ -11,7 +11,7 @@ from pathlib import Path
 from fake_servers.provider_config import ConfigError, personas
 
 REFERENCE_CLIENT = f"{shlex.quote(sys.executable)} -m reference_client"
-REFERENCE_FEATURES = "imap,smtp"
+REFERENCE_FEATURES = "imap,smtp,autodiscover,oauth2"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +116,8 @@ def _show(args) -> int:
     security = [f"IMAP security {s.client.imap_security}"] if "imap" in s.needs or "smtp" not in s.needs else []
     if "smtp" in s.needs:
         security.append(f"SMTP security {s.client.smtp_security}")
+    if s.client.discover:
+        security = ["told no server: it discovers them from the address (MAILCONFORM_AUTODISCOVER_EMAIL)"]
     print(f"Client:      {', '.join(security)}")
     if s.outbox:
         print(f"Outbox:      {sum(item.count for item in s.outbox)} message(s)")

@@ -16,6 +16,8 @@ from .outcome import Outcome
 if TYPE_CHECKING:  # the harness never opens sockets; it only reads what the fakes recorded
     from fake_servers.wire import WireLog
 
+    from .discovery import DiscoveryFacts
+
     from .scenario import Scenario
 
 ServerMailboxes = dict[str, list[bytes]]  # folder name -> message bytes, in UID order
@@ -37,6 +39,7 @@ class Observation:
     outbox_messages: dict[str, bytes] = field(default_factory=dict)  # file name -> what the harness wrote
     outbox_run: dict[str, int] = field(default_factory=dict)  # file name -> the run before which it appeared
     outbox_after_run: list[set[str]] = field(default_factory=list)  # index 0 = the outbox's files after run 1
+    discovery: "DiscoveryFacts | None" = None  # the provider's [discovery] side (harness.discovery), if any
 
     def outbox_removed_in(self, name: str) -> int | None:
         """The run after which outbox file ``name`` was first gone (None: it was never removed)."""

@@ -6,7 +6,7 @@ and a non-zero exit after correctly refusing a plaintext server is a PASS.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -25,6 +25,9 @@ class Outcome:
     stdout: str
     stderr: str
     error: str | None = None  # python adapter: the exception, formatted; daemon: not running
+    # python adapter, with MAILCONFORM_CONNECT_TO: the (name, port) pairs the client resolved, in
+    # order (what a command client asks the fake DNS is on the wire instead)
+    lookups: list[tuple[str, int | None]] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for progress output and report tables."""

@@ -17,6 +17,7 @@ from typing import Callable
 from . import checks as check_registry
 from .adapters.base import Adapter
 from .adapters.context import ClientContext
+from .discovery import facts_of
 from .observation import Observation
 from .scenario import Scenario
 from .verdicts import CheckResult, ScenarioResult, Verdict, apply_baseline, combine
@@ -63,6 +64,7 @@ def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Pat
             username = scenario.client.username or (account[0] if account else "")
             password = scenario.client.password or (account[1] if account else "")
             endpoints = _endpoints(scenario, provider)
+            endpoints.update(_discovery_context(scenario, provider, username))
             files = scenario.outbox_files(username, options.seed)
             written: dict[str, bytes] = {}
             written_before: dict[str, int] = {}
@@ -93,12 +95,13 @@ def _run(scenario: Scenario, adapter: Adapter, options: RunOptions, workdir: Pat
                 _settle(provider)
                 if left:  # what a daemon sent after the last run's snapshot counts for the last run
                     left[-1] = _outbox_listing(outbox)
-            submissions = provider.submissions() if endpoints.get("smtp_port") is not None else []
+            submissions = provider.submissions() if endpoints.get("smtp_port") is not None \
+                or scenario.client.discover else []
             obs = Observation(scenario=scenario, wire=provider.wire, outcomes=outcomes, maildir=maildir,
                               outbox=outbox, username=username, password=password, server_after_run=snapshots,
                               secrets=tuple(s.encode("utf-8") for s in {password} if s),
                               submissions=submissions, outbox_messages=written, outbox_run=written_before,
-                              outbox_after_run=left)
+                              outbox_after_run=left, discovery=facts_of(provider))
             for use in scenario.checks:
                 checks.append(check_registry.run(use.name, obs, use.level or scenario.level, use.params))
             secrets = [password, *scenario.provider.secrets()] if hasattr(scenario.provider, "secrets") else [password]
@@ -131,12 +134,27 @@ def _endpoints(scenario: Scenario, provider) -> dict:
     """
     client, needs = scenario.client, scenario.needs
     out: dict = {}
+    if client.discover:  # it is told nothing: it must find the servers (see _discovery_context)
+        return out
     if "imap" in needs or "smtp" not in needs:
         out.update(imap_host=provider.host, imap_security=client.imap_security,
                    imap_port=_port(provider, client.imap_endpoint, client.imap_security, "imap"))
     if "smtp" in needs and _has_smtp(provider):
         out.update(smtp_host=provider.host, smtp_security=client.smtp_security,
                    smtp_port=_port(provider, client.smtp_endpoint, client.smtp_security, "smtp"))
+    return out
+
+
+def _discovery_context(scenario: Scenario, provider, email: str) -> dict:
+    """What a client of a provider with ``[discovery]`` is told: the fake DNS and the connect-to
+    map always, the token endpoint when there is OAuth, the address to discover when it must."""
+    discovery = getattr(provider, "discovery", None)
+    if discovery is None:
+        return {}
+    out = {"dns": discovery.dns_address, "connect_to": discovery.connect_to_env,
+           "oauth_token_url": discovery.token_url}
+    if scenario.client.discover:
+        out["autodiscover_email"] = email
     return out
 
 

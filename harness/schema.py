@@ -78,6 +78,8 @@ NOTES = {
         "faults": "Fault rules: on an event, when the matchers hold, do an action.",
         "persona": "Start from a built-in persona and override below.",
         "description": "What this provider is, in words.",
+        "discovery": "The scenario's names and its discovery fakes: DNS, Exchange POX Autodiscover, Mozilla "
+                     "autoconfig, RFC 6186 SRV records, an OAuth 2.0 token endpoint (see docs/discovery.md).",
     },
     "fault": {"on": "The event the rule listens to.", "description": "What the rule is for, in words.",
               "action": "What to do (its parameters sit beside it).",
@@ -313,9 +315,87 @@ def provider_schema() -> dict:
         "imap": {"$ref": "#/$defs/imap"},
         "accounts": {"items": {"$ref": "#/$defs/account"}},
         "faults": {"items": {"$ref": "#/$defs/fault"}},
+        "discovery": {"$ref": "#/$defs/discovery"},
     }, NOTES["provider"])
     return {"provider": provider, "imap": imap, "texts": texts, "smtp": smtp, "smtpTexts": smtp_texts,
             "account": account, "folder": folder, "message": message}
+
+
+def discovery_schema() -> dict:
+    """``[provider.discovery]``: its keys, answers and records, from fake_servers.discovery.config."""
+    from fake_servers.discovery import config as dc
+
+    port = {"anyOf": [{"type": "integer", "minimum": 0}, {"enum": list(dc.LISTENERS)}],
+            "description": "A port number, or the name of one of the fakes' listeners (its real port)."}
+    name = {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$"}
+    setting = _table(dc.SETTING_KEYS, {"port": port, "security": {"enum": list(dc.SECURITY)}}, {
+        "host": "The server's name (default imap.<domain> / smtp.<domain>).",
+        "security": "ssl (implicit TLS, the default), starttls, or none (plaintext only).",
+        "login_name": "The LoginName the answer gives (default: the address that was asked for)."})
+    answer_detail = {"answer": {"enum": list(dc.ANSWERS)}, "imap": {"$ref": "#/$defs/discoverySetting"},
+                     "smtp": {"$ref": "#/$defs/discoverySetting"}, "then": {"enum": [a for a in dc.ANSWERS
+                                                                                       if a != "unauthorized"]},
+                     "cloud": {"enum": list(dc.NATIONAL_CLOUDS)}, "hosts": {"items": name},
+                     "delay": {"minimum": 0}, "address": {"pattern": "@"}, "url": {"pattern": "^https?://"},
+                     "location": {"pattern": "^https?://"}}
+    answer = _table(dc.ANSWER_KEYS, answer_detail, {
+        "answer": "What the endpoint does (default success): " + ", ".join(dc.ANSWERS) + ".",
+        "imap": "success: the IMAP server the settings name.", "smtp": "success: the SMTP server the settings name.",
+        "address": "redirect_addr: the address to discover instead.", "url": "redirect_url: where to go instead.",
+        "message": "error: the POX error's Message."},
+        comments=_comments(inspect.getsource(dc.AutodiscoverAnswer)))
+    answer["allOf"] = [_when("answer", kind, {"propertyNames": {"enum": ["answer", "delay", *sorted(uses)]}})
+                       for kind, uses in dc.ANSWER_USES.items()]
+    answer["allOf"].append({"if": {"not": {"required": ["answer"]}},  # no answer: "success"
+                            "then": {"propertyNames": {"enum": ["delay", *sorted(dc.ANSWER_USES["success"])]}}})
+    for kind, key in (("redirect_addr", "address"), ("redirect_url", "url")):
+        answer["allOf"].append(_when("answer", kind, {"required": [key]}))
+    answer["description"] = "What one Autodiscover endpoint answers (a string is short for {answer = ...})."
+    endpoint = {"anyOf": [{"enum": list(dc.ANSWERS)}, {"$ref": "#/$defs/discoveryAnswer"}]}
+    server = _table(dc.SERVER_KEYS, {"port": port, "socket": {"enum": list(dc.SOCKET_TYPES)},
+                                     "type": {"enum": ["imap", "pop3", "smtp"]}}, required=["hostname", "port"],
+                    comments=_comments(inspect.getsource(dc.AutoconfigServer)))
+    autoconfig_answer = {"anyOf": [{"enum": list(dc.AUTOCONFIG_ANSWERS)}, _table(dc.AUTOCONFIG_ANSWER_KEYS, {
+        "answer": {"enum": list(dc.AUTOCONFIG_ANSWERS)}, "delay": {"minimum": 0},
+        "location": {"pattern": "^https?://"}})]}
+    autoconfig = _table(dc.AUTOCONFIG_KEYS, notes={
+        "display_name": "The provider's displayName (default: the domain).",
+        "incoming": "incomingServer entries, in order (default: IMAP over TLS at imap.<domain>).",
+        "outgoing": "outgoingServer entries, in order (default: SMTP over TLS at smtp.<domain>)."}, detail={
+        "incoming": {"items": {"$ref": "#/$defs/autoconfigServer"}},
+        "outgoing": {"items": {"$ref": "#/$defs/autoconfigServer"}},
+        **{key: {**autoconfig_answer, "description": where} for key, where in dc.AUTOCONFIG_ENDPOINTS.items()}})
+    srv = _table(dc.SRV_KEYS, {"service": {"pattern": r"^_[a-z0-9-]+\._(tcp|udp)$"}, "port": port,
+                               "priority": {"minimum": 0}, "weight": {"minimum": 0}}, {
+        "service": "_imap._tcp, _imaps._tcp, _submission._tcp, _submissions._tcp, _autodiscover._tcp, ...",
+        "domain": "The owner's domain (default: the domain).",
+        "target": 'A host name, or "." (the service is not available).'}, required=["service", "target"])
+    mx = {"anyOf": [{"type": "string"}, _table(dc.MX_KEYS, {"preference": {"minimum": 0}}, required=["host"])]}
+    oauth = _table(dc.OAUTH_KEYS, {"signing": {"enum": list(dc.SIGNING)}, "path": {"pattern": "^/"},
+                                   "identity": {"pattern": "@"},
+                                   **{k: {"minimum": 0} for k in ("lifetime", "uses", "until_run")}},
+                   {"host": "The token endpoint's host (default login.<domain>).", "path": "Default /oauth2/token.",
+                    "scope": "The scope the token answers name."},
+                   comments=_comments(inspect.getsource(dc.OAuthConfig)))
+    top = _table(dc.TOP_KEYS, {
+        "names": {"items": name},
+        "autodiscover": {"additionalProperties": endpoint,
+                         "description": "Endpoint (" + ", ".join(dc.AUTODISCOVER_ENDPOINTS) + ", or a host name) "
+                                        "-> what it answers; an endpoint not listed answers 404."},
+        "autoconfig": {"$ref": "#/$defs/autoconfig"},
+        "srv": {"items": {"$ref": "#/$defs/srvRecord"}},
+        "mx": {"items": mx},
+        "ttl": {"minimum": 0},
+        "certs": {"additionalProperties": {"enum": list(dc.CERT_KINDS)}},
+        "oauth": {"$ref": "#/$defs/oauth"},
+    }, {"domain": "The account's domain (default example.test).",
+        "autoconfig": "Present: Mozilla autoconfig is served.", "srv": "SRV records (RFC 6186, _autodiscover._tcp).",
+        "mx": "MX records (default: one, mail.<domain>).", "ttl": "Seconds, in every DNS answer.",
+        "oauth": "Present: the OAuth 2.0 token endpoint, https://login.<domain>/oauth2/token."},
+        comments=_comments(inspect.getsource(dc.DiscoveryConfig)))
+    top["description"] = " ".join(dc.__doc__.split("\n\n")[0].split())
+    return {"discovery": top, "discoveryAnswer": answer, "discoverySetting": setting, "autoconfig": autoconfig,
+            "autoconfigServer": server, "srvRecord": srv, "oauth": oauth}
 
 
 def _param_schema(spec: registry.CheckSpec, key: str) -> dict:
@@ -400,6 +480,7 @@ def scenario_schema() -> dict:
             "level": {"enum": list(LEVELS)},
             "client": client,
             **provider_schema(),
+            **discovery_schema(),
             **fault_schema(),
             "betweenRuns": between,
             "betweenAction": between_action_schema(),

@@ -49,6 +49,16 @@ def serve(spec: ProviderSpec, *, out: TextIO = sys.stdout, quiet: bool = False,
         print(f"  SMTP     {provider.host}:{provider.smtp_port}  (submission, STARTTLS "
               f"{'offered' if provider.smtp_config.starttls else 'not offered'})", file=out)
         print(f"  SMTPS    {provider.host}:{provider.smtps_port}  (submission, implicit TLS)", file=out)
+        if provider.discovery is not None:
+            found = provider.discovery
+            print(f"  DNS      {found.dns_address}  (UDP and TCP: {', '.join(found.names[:4])}, ...)", file=out)
+            print(f"  HTTPS    127.0.0.1:{found.https_port}  HTTP 127.0.0.1:{found.http_port}  (Autodiscover, "
+                  "autoconfig; curl --connect-to entries below)", file=out)
+            if found.token_url:
+                print(f"  OAuth    {found.token_url}", file=out)
+            for entry in found.connect_to_entries:
+                if entry.split(":")[1] in ("443", "80"):
+                    print(f"  connect-to {entry}", file=out)
         print(f"  CA file  {provider.ca_file}  (trust only this)", file=out)
         for username, password, app in accounts:
             extra = f"  app passwords: {', '.join(app)}" if app else ""

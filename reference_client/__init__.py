@@ -6,8 +6,11 @@ adapter: it reads only the ``MAILCONFORM_*`` environment of the client contract,
 every selectable folder of the account into ``MAILCONFORM_MAILDIR``, then (when
 ``MAILCONFORM_SMTP_HOST`` is set) submits every ``*.eml`` file of ``MAILCONFORM_OUTBOX``
 over SMTP, deleting a file only once every recipient was accepted (the IMAP part is skipped
-when ``MAILCONFORM_IMAP_HOST`` is unset). It reports what went wrong in one line on stderr
-with a distinct exit status::
+when ``MAILCONFORM_IMAP_HOST`` is unset). Given only ``MAILCONFORM_AUTODISCOVER_EMAIL`` it
+discovers the servers first (:mod:`reference_client.discover`: Mozilla autoconfig, POX
+Autodiscover, RFC 6186 SRV), and with ``MAILCONFORM_OAUTH_TOKEN_URL`` it logs in with XOAUTH2,
+renewing a refused token once (:mod:`reference_client.oauth`). It reports what went wrong in
+one line on stderr with a distinct exit status::
 
     python -m reference_client
 

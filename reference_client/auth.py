@@ -3,6 +3,9 @@
 Choice, from the capabilities the server listed after TLS (or in plaintext with
 ``security = none``):
 
+* ``AUTHENTICATE XOAUTH2`` when the account has an OAuth token source
+  (``MAILCONFORM_OAUTH_TOKEN_URL``) and the server offers it; a refused token is renewed
+  once (:mod:`reference_client.oauth`) and tried again on the same connection;
 * ``AUTHENTICATE PLAIN`` when offered: the credentials travel as their exact UTF-8 bytes
   (RFC 4616), so ``jürgen.müller`` is never mangled and no quoting can go wrong;
 * else ``AUTHENTICATE LOGIN`` when offered (also exact UTF-8, base64 per step);
@@ -39,6 +42,9 @@ def login(client: IMAPClient, config: Config, *, tls: bool) -> str:
     if preauthenticated(client):
         return "PREAUTH"
     caps = capabilities(client)
+    oauth = getattr(config, "oauth", None)  # reference_client.oauth.TokenSource, with a token URL
+    if oauth is not None and "AUTH=XOAUTH2" in caps:
+        return _xoauth2(client, config, oauth)
     method, attempt = choose(caps, config.username, config.password, tls=tls)
     try:
         attempt(client)
@@ -50,6 +56,28 @@ def login(client: IMAPClient, config: Config, *, tls: bool) -> str:
         raise _refused(client, server_text(exc), method) from None
     client.capabilities()  # keep the [CAPABILITY] of the OK; EXAMINE would discard it
     return method
+
+
+def _xoauth2(client: IMAPClient, config: Config, oauth) -> str:
+    """XOAUTH2 with the account's access token; when the server refuses it (an expired token
+    is refused like any other), one new token and one more try on the same connection."""
+    method = "AUTHENTICATE XOAUTH2"
+    renewed = False
+    while True:
+        try:
+            client.sasl_login("XOAUTH2", _XOAuth2(config.username, oauth.token()))
+        except (imaplib.IMAP4.error, OSError) as exc:
+            cause = exc.__context__ if isinstance(exc, LoginError) and exc.__context__ is not None else exc
+            if isinstance(cause, (imaplib.IMAP4.abort, OSError)):
+                raise _lost(server_text(cause), method) from None
+            error = _refused(client, server_text(exc), method)
+            if renewed or isinstance(error, Retry) or not oauth.can_refresh:
+                raise error from None
+            oauth.refresh(f"the server refused the access token ({server_text(exc)})")
+            renewed = True
+            continue
+        client.capabilities()
+        return method + (" (token renewed)" if renewed else "")
 
 
 def choose(caps: set[str], username: str, password: str, *, tls: bool):
@@ -129,3 +157,18 @@ class _SaslLogin:
 
     def __call__(self, challenge: bytes) -> bytes | None:
         return self._answers.pop(0) if self._answers else None  # None: abort with "*"
+
+
+class _XOAuth2:
+    """Google's XOAUTH2: ``user=…^Aauth=Bearer …^A^A``; to an error challenge (the server's
+    JSON status), the empty response that lets it send its final NO."""
+
+    def __init__(self, username: str, token: str) -> None:
+        self._first = f"user={username}\x01auth=Bearer {token}\x01\x01".encode("utf-8")
+        self._sent = False
+
+    def __call__(self, challenge: bytes) -> bytes:
+        if self._sent:
+            return b""
+        self._sent = True
+        return self._first

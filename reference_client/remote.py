@@ -16,7 +16,7 @@ from imapclient import IMAPClient
 
 from . import auth, connect
 from .config import Config
-from .errors import ClientError, server_text, trouble
+from .errors import EXIT_AUTH, ClientError, server_text, trouble
 
 NOT_SELECTABLE = {"\\NOSELECT", "\\NONEXISTENT"}
 
@@ -42,6 +42,13 @@ class Remote:
         client = connect.open_connection(config)
         try:
             method = auth.login(client, config, tls=config.security != "none")
+        except ClientError as exc:
+            connect.close(client)
+            found_by = getattr(config, "found_by", "")
+            if found_by and exc.status == EXIT_AUTH:  # say which server discovery sent us to
+                raise ClientError(exc.status, f"{exc} (at {config.host}:{config.port}, the IMAP server "
+                                              f"discovered from {found_by})") from None
+            raise
         except BaseException:
             connect.close(client)
             raise

@@ -13,10 +13,11 @@ The session (RFC 5321, with RFC 3207 STARTTLS, RFC 4954 AUTH, RFC 1870 SIZE, RFC
   capabilities listed after the handshake count.
 * **AUTH only over TLS** (or in plaintext when configured ``none``): ``PLAIN`` with the
   credentials' exact UTF-8 bytes as the initial response, else ``LOGIN`` (UTF-8 too), never a
-  mechanism the server did not list. A refusal (``535``, ``534 5.7.9`` "application-specific
-  password required", any other 5xx) ends the run with exit 4 and the server's words: the same
-  credentials are not tried again. ``454`` "too many login attempts" stops too (exit 5); any
-  other ``454`` is a temporary failure with a small retry budget.
+  mechanism the server did not list; with an OAuth token source (``MAILCONFORM_OAUTH_TOKEN_URL``)
+  ``XOAUTH2`` when offered, a refused token renewed once. A refusal (``535``, ``534 5.7.9``
+  "application-specific password required", any other 5xx) ends the run with exit 4 and the
+  server's words: the same credentials are not tried again. ``454`` "too many login attempts"
+  stops too (exit 5); any other ``454`` is a temporary failure with a small retry budget.
 * **Before DATA**: a message larger than the advertised ``SIZE`` is not sent; a UTF-8 envelope
   address (or UTF-8 in the header) without ``SMTPUTF8`` is not sent; an 8-bit body goes with
   ``BODY=8BITMIME`` when offered and is re-encoded (:mod:`reference_client.sevenbit`) when not.
@@ -231,6 +232,9 @@ class Session:
             return  # nothing to log in with: send, and a server that wanted AUTH says so (530)
         user = self.config.username.encode("utf-8")
         password = self.config.password.encode("utf-8")
+        oauth = getattr(self.config, "oauth", None)  # reference_client.oauth.TokenSource (a token URL is set)
+        if oauth is not None and "XOAUTH2" in offered:
+            return self._xoauth2(oauth)
         if "PLAIN" in offered:
             self.method = "AUTH PLAIN"
             reply = self._auth("AUTH", "PLAIN " + _b64(b"\0" + user + b"\0" + password))
@@ -253,6 +257,24 @@ class Session:
             raise ClientError(EXIT_AUTH, f"authentication failed ({self.method}): the server asked for more "
                                          "than user name and password")
         raise self._auth_refused(reply)
+
+    def _xoauth2(self, oauth) -> None:
+        """XOAUTH2 with the account's access token; a refused token (an expired one is refused
+        like any other: a 334 error challenge, then 535) is renewed once and tried again."""
+        self.method = "AUTH XOAUTH2"
+        renewed = False
+        while True:
+            token = oauth.token()
+            reply = self._auth("AUTH", "XOAUTH2 " + _b64(f"user={self.config.username}\x01auth=Bearer {token}"
+                                                         "\x01\x01".encode("utf-8")))
+            if reply.code == 334:  # the error challenge: an empty line gets the final reply
+                reply = self._auth("")
+            if reply.code == 235:
+                return
+            if renewed or reply.code // 100 != 5 or not oauth.can_refresh:
+                raise self._auth_refused(reply)
+            oauth.refresh(f"the SMTP server refused the access token ({reply})")
+            renewed = True
 
     def _auth(self, command: str, args: str = "") -> Reply:
         try:

@@ -46,7 +46,8 @@ def ctx(tmp_path) -> ClientContext:
         username="alice@example.test", password=PASSWORD, email="alice@example.test",
         ca_file=tmp_path / "ca.pem", maildir=tmp_path / "maildir", state_dir=tmp_path / "state",
         outbox=tmp_path / "outbox", autodiscover_email="bob@example.test",
-        dns="127.0.0.1:10053", oauth_token_url="http://127.0.0.1:10080/token")
+        dns="127.0.0.1:10053", oauth_token_url="http://127.0.0.1:10080/token",
+        connect_to="autodiscover.example.test:443:127.0.0.1:10443,imap.example.test:993:127.0.0.1:10993")
 
 
 def gone(pid: int) -> bool:
@@ -95,6 +96,7 @@ def test_environment_reaches_the_client_with_exact_names_and_values(ctx, tmp_pat
         "MAILCONFORM_AUTODISCOVER_EMAIL": "bob@example.test",
         "MAILCONFORM_DNS": "127.0.0.1:10053",
         "MAILCONFORM_OAUTH_TOKEN_URL": "http://127.0.0.1:10080/token",
+        "MAILCONFORM_CONNECT_TO": "autodiscover.example.test:443:127.0.0.1:10443,imap.example.test:993:127.0.0.1:10993",
     }
     assert seen["env"]["HARNESS_SIDE_VARIABLE"] == "kept"
     assert seen["stdin"] == ""  # stdin is /dev/null: a client waiting for input gets EOF
@@ -115,7 +117,7 @@ def test_placeholders_name_every_attribute_and_config_only_when_rendered(ctx):
     assert names == {"scenario", "run", "imap_host", "imap_port", "imap_security",
                      "smtp_host", "smtp_port", "smtp_security", "username", "password",
                      "email", "ca_file", "maildir", "state_dir", "outbox",
-                     "autodiscover_email", "dns", "oauth_token_url"}
+                     "autodiscover_email", "dns", "oauth_token_url", "connect_to"}
     assert ClientContext(scenario="s", run=1).placeholders()["imap_host"] == ""
     assert ctx.with_config(Path("/x/rc")).placeholders()["config"] == "/x/rc"
 
@@ -289,6 +291,29 @@ def test_python_client_is_called_with_the_context(ctx):
     # The process environment is shared by parallel scenarios: it is left alone.
     assert (ctx.maildir / "ran").read_text() == "auth/starttls-required 1 10143 <unset>"
     assert adapter.describe() == "python: tests.clients.pyclient:ok"
+
+
+def test_connect_to_map_reads_the_curl_entries(ctx):
+    assert ctx.connect_to_map() == {("autodiscover.example.test", 443): ("127.0.0.1", 10443),
+                                    ("imap.example.test", 993): ("127.0.0.1", 10993)}
+    six = ClientContext(scenario="s", run=1, connect_to="a.example.test:80:[::1]:8080, ")
+    assert six.connect_to_map() == {("a.example.test", 80): ("::1", 8080)}
+    assert ClientContext(scenario="s", run=1).connect_to_map() == {}
+    with pytest.raises(ValueError, match="not name:port:host:port"):
+        ClientContext(scenario="s", run=1, connect_to="a.example.test:443").connect_to_map()
+
+
+def test_python_client_resolves_the_scenarios_names_only_while_it_runs(ctx):
+    import socket
+
+    before = socket.getaddrinfo
+    outcome = PythonAdapter("tests.clients.pyclient:resolves").run(ctx, 10)
+    assert outcome.exit_status == 0, outcome.error
+    assert (ctx.maildir / "ran").read_text() == "127.0.0.1:10993 example.com refused"
+    assert outcome.lookups == [("imap.example.test", 993), ("example.com", 443)]
+    assert socket.getaddrinfo is before  # nothing global is left behind
+    without = PythonAdapter("tests.clients.pyclient:ok").run(dataclasses.replace(ctx, connect_to=None), 10)
+    assert without.exit_status == 0 and without.lookups == []
 
 
 def test_python_client_may_be_a_dotted_attribute(ctx):

@@ -110,3 +110,64 @@ def test_a_persona_can_be_extended_by_a_file():
     spec = from_mapping({"persona": "gmail", "imap": {"send_uidnext": False}})
     assert spec.data["imap"]["mechanisms"] == ["PLAIN", "XOAUTH2"]
     assert spec.data["imap"]["send_uidnext"] is False
+
+
+# -- [discovery] -------------------------------------------------------------------------------------
+
+
+def test_discovery_error_names_line_and_closest_word(tmp_path):
+    message = error_of(tmp_path, '[discovery]\ndomain = "example.test"\n\n[discovery.autodiscover]\n'
+                                 'root = "not_found"\nautodiscover = { answer = "sucess" }\n')
+    assert "provider.toml:6:" in message and "discovery.autodiscover.autodiscover.answer" in message
+    assert "did you mean 'success'" in message
+    message = error_of(tmp_path, '[discovery]\ndomain = "example.test"\n[[discovery.srv]]\nservice = "_imaps._tcp"\n'
+                                 'target = "imap.example.test"\nprot = 993\n')
+    assert "provider.toml:6:" in message and "did you mean 'port'" in message
+
+
+def test_a_provider_without_discovery_has_none(tmp_path):
+    with load_file(write(tmp_path, "seed = 1\n")).build() as provider:
+        assert provider.discovery is None
+
+
+def test_discovery_starts_with_the_provider_on_its_ports_and_stops_with_it(tmp_path):
+    import ssl
+    import urllib.request
+
+    from fake_servers.discovery import resolve_to_fakes
+
+    spec = load_file(write(tmp_path, '''
+[[accounts]]
+username = "alice@example.test"
+password = "pw"
+[discovery]
+domain = "example.test"
+[discovery.autoconfig]
+[discovery.oauth]
+uses = 1
+'''))
+    provider = spec.build().start()
+    try:
+        discovery = provider.discovery
+        assert discovery.wire is provider.wire and discovery.store is provider.store and discovery.tls is provider.tls
+        assert discovery.endpoints == {"imap": provider.imap_port, "imaps": provider.imaps_port,
+                                       "smtp": provider.smtp_port, "smtps": provider.smtps_port}
+        assert discovery.token_url == f"https://login.example.test:{discovery.https_port}/oauth2/token"
+        tls = ssl.create_default_context(cafile=str(provider.ca_file))
+        with resolve_to_fakes(discovery.connect_to):
+            with urllib.request.urlopen("https://autoconfig.example.test/mail/config-v1.1.xml", context=tls,
+                                        timeout=5) as reply:
+                document = reply.read().decode()
+            # the mail servers' certificate names the scenario's hosts too
+            client = imapclient.IMAPClient("imap.example.test", port=provider.imaps_port, ssl=True, ssl_context=tls,
+                                           timeout=5)
+            client.login("alice@example.test", "pw")
+            client.logout()
+        assert f"<port>{provider.imaps_port}</port>" in document and f"<port>{provider.smtps_port}</port>" in document
+        assert [c.protocol for c in provider.wire.select()][:1] == ["http"]
+    finally:
+        provider.stop()
+    import socket
+
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", discovery.https_port), timeout=2).close()

@@ -167,6 +167,18 @@ BROKEN = [
     ("smtp mechanism", '[provider.smtp]\nauth_mechanisms = ["CRAM-MD5"]\n' + CHECK, "$.provider.smtp.auth_mechanisms[0]"),
     ("smtp text without a code", '[provider.smtp.texts]\ngreylisted = "try later"\n' + CHECK,
      "$.provider.smtp.texts.greylisted"),
+    ("client discover type", '[client]\ndiscover = "yes"\n' + CHECK, "$.client.discover"),
+    ("unknown discovery key", '[provider.discovery]\ndomian = "example.test"\n' + CHECK, "$.provider.discovery.domian"),
+    ("autodiscover answer", '[provider.discovery.autodiscover]\nroot = "sucess"\n' + CHECK,
+     "$.provider.discovery.autodiscover.root"),
+    ("autodiscover answer key it ignores", '[provider.discovery.autodiscover]\n'
+     'root = { answer = "not_found", url = "https://x.example.test/" }\n' + CHECK,
+     "$.provider.discovery.autodiscover.root"),
+    ("srv without target", '[[provider.discovery.srv]]\nservice = "_imaps._tcp"\nport = 993\n' + CHECK,
+     "$.provider.discovery.srv[0].target"),
+    ("autoconfig socket", '[[provider.discovery.autoconfig.incoming]]\nhostname = "imap.example.test"\nport = 993\n'
+     'socket = "TLS"\n' + CHECK, "$.provider.discovery.autoconfig.incoming[0].socket"),
+    ("oauth signing", '[provider.discovery.oauth]\nsigning = "RS256"\n' + CHECK, "$.provider.discovery.oauth.signing"),
 ]
 
 
@@ -248,6 +260,13 @@ ERRORS = [
      '[[outbox]]  # <-\nraw = "To: c@example.test\\r\\nMessage-ID: <a@b>\\r\\n\\r\\ny"\n' + CHECK, "its own"),
     ("smtp endpoint", '[client]\nsmtp_endpoint = "implict"  # <-\n' + CHECK, "did you mean 'implicit'"),
     ("smtp key", "[provider.smtp]\nstarttls = true\ngreylst = true  # <-\n" + CHECK, "did you mean 'greylist'"),
+    ("discovery key inline", '[provider.discovery.autodiscover]\nroot = "not_found"\n'
+     'autodiscover = { answer = "redirect_url", ulr = "https://x.example.test/" }  # <-\n' + CHECK,
+     "did you mean 'url'"),
+    ("srv record key", '[[provider.discovery.srv]]\nservice = "_imaps._tcp"\ntarget = "imap.example.test"\n'
+     'port = "imaps"\n\n[[provider.discovery.srv]]\nservice = "_imap._tcp"\ntarget = "."\nprot = 143  # <-\n'
+     + CHECK, "did you mean 'port'"),
+    ("discover without discovery", '[client]\ndiscover = true  # <-\n' + CHECK, "needs a [provider.discovery]"),
 ]
 
 

@@ -104,6 +104,23 @@ def test_serve_provider_file(served, tmp_path):
     assert s.stop() == 0
 
 
+def test_serve_provider_file_with_discovery(served, tmp_path):
+    """A person tries a client's account setup by hand: curl with the printed --connect-to entry."""
+    path = tmp_path / "provider.toml"
+    path.write_text('[discovery]\ndomain = "example.test"\n[discovery.autoconfig]\n', encoding="utf-8")
+    s = served(str(path))
+    s.wait_for(r"DNS\s+127\.0\.0\.1:\d+")
+    entry = s.wait_for(r"connect-to (autoconfig\.example\.test:443:127\.0\.0\.1:\d+)").group(1)
+    ca = s.wait_for(r"CA file\s+(\S+)").group(1)
+    s.wait_for("Ctrl-C stops")
+    got = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", ca, "--connect-to", entry,
+                          "https://autoconfig.example.test/mail/config-v1.1.xml"],
+                         capture_output=True, text=True, timeout=10)
+    assert "<incomingServer" in got.stdout, got.stderr
+    s.wait_for(r"\[https#1\] C: GET /mail/config-v1.1.xml HTTP/1.1")
+    assert s.stop() == 0
+
+
 def test_serve_bad_file_names_the_key_and_exits_2(tmp_path):
     path = tmp_path / "provider.toml"
     path.write_text('[imap]\nstarttsl = false\n', encoding="utf-8")

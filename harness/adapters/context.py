@@ -8,10 +8,12 @@ and as attributes of the object a python client is called with.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 SECURITY = ("tls", "starttls", "none")
+_CONNECT_TO = re.compile(r"^([^:\[\]]+):(\d+):(\[[^\]]+\]|[^:]+):(\d+)$")  # name:port:host:port
 
 # Attribute → environment variable. Names are public (CONTRACT.md): never rename one.
 ENVIRONMENT: dict[str, str] = {
@@ -33,6 +35,9 @@ ENVIRONMENT: dict[str, str] = {
     "autodiscover_email": "MAILCONFORM_AUTODISCOVER_EMAIL",
     "dns": "MAILCONFORM_DNS",
     "oauth_token_url": "MAILCONFORM_OAUTH_TOKEN_URL",
+    # Addition to the contract's table: where the scenario's names really are (curl --connect-to
+    # entries, comma-separated: autodiscover.example.test:443:127.0.0.1:40123,...).
+    "connect_to": "MAILCONFORM_CONNECT_TO",
     # Addition to the contract's table: the rendered config file, when there is one.
     "config": "MAILCONFORM_CONFIG",
 }
@@ -70,6 +75,7 @@ class ClientContext:
     autodiscover_email: str | None = None
     dns: str | None = None  # host:port of the fake DNS server
     oauth_token_url: str | None = None
+    connect_to: str | None = None  # curl --connect-to entries, comma-separated (see connect_to_map)
     config: Path | None = None  # set by the command/daemon adapters after rendering
 
     def __post_init__(self) -> None:
@@ -106,6 +112,21 @@ class ClientContext:
         out = {name: values.get(name, "") for name in sorted(PLACEHOLDERS)}
         if self.config is not None:
             out["config"] = values["config"]
+        return out
+
+    def connect_to_map(self) -> dict[tuple[str, int], tuple[str, int]]:
+        """``connect_to`` as a map, ``{(name, port): (host, port)}`` (empty when unset), the form
+        ``fake_servers.discovery.resolve_to_fakes`` takes."""
+        out: dict[tuple[str, int], tuple[str, int]] = {}
+        for entry in (self.connect_to or "").split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            match = _CONNECT_TO.match(entry)
+            if match is None:
+                raise ValueError(f"connect_to: {entry!r} is not name:port:host:port")
+            name, port, host, target = match.groups()
+            out[(name, int(port))] = (host.strip("[]"), int(target))
         return out
 
     def with_config(self, path: Path) -> "ClientContext":

@@ -15,6 +15,11 @@ know:
   ``stdout``/``stderr`` are empty and the evidence is the wire, the store, and ``error``.
 - Returning (any value) is exit status 0; an exception is exit status 1 with the formatted
   traceback in ``error``; ``sys.exit(n)`` is exit status ``n``.
+- When the context has a connect-to map (``ctx.connect_to``, discovery scenarios), the callable
+  runs inside ``fake_servers.discovery.resolve_to_fakes``: while it runs, the scenario's names
+  resolve to the fakes and every other name fails, without touching the machine's resolver
+  (``socket.getaddrinfo`` is answered from the map, process-wide, for as long as the client
+  runs). Nothing else global is set. The names it resolved are the outcome's ``lookups``.
 """
 
 from __future__ import annotations
@@ -77,11 +82,19 @@ class PythonAdapter(Adapter):
         super().__init__(name or spec, features)
 
     def run(self, ctx: ClientContext, deadline: float, until: Until = None) -> Outcome:
-        result: dict[str, Any] = {}
+        result: dict[str, Any] = {"lookups": []}
+        names = ctx.connect_to_map()
 
         def call() -> None:
             try:
-                self.function(ctx)
+                if names:
+                    from fake_servers.discovery import resolve_to_fakes
+
+                    with resolve_to_fakes(names) as resolver:
+                        result["lookups"] = resolver.looked_up  # live: read even if the client is abandoned
+                        self.function(ctx)
+                else:
+                    self.function(ctx)
                 result["status"] = 0
             except SystemExit as exc:
                 code = exc.code
@@ -102,9 +115,10 @@ class PythonAdapter(Adapter):
             return Outcome(run=ctx.run, exit_status=None, killed_at_deadline=True,
                            duration=duration, stdout="", stderr="",
                            error=f"{self.spec} did not return within {deadline:g} s; its thread "
-                                 "was abandoned (a thread cannot be killed)")
+                                 "was abandoned (a thread cannot be killed)", lookups=list(result["lookups"]))
         return Outcome(run=ctx.run, exit_status=result["status"], killed_at_deadline=False,
-                       duration=duration, stdout="", stderr="", error=result.get("error"))
+                       duration=duration, stdout="", stderr="", error=result.get("error"),
+                       lookups=list(result["lookups"]))
 
     def describe(self) -> str:
         return f"python: {self.spec}"

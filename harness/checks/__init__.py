@@ -210,5 +210,6 @@ def _describe(exc: Exception) -> str:
 # The checks register themselves on import.
 from . import outcome, store, wire  # noqa: E402,F401
 from . import smtp  # noqa: E402,F401  (after wire: it reuses wire's helpers)
+from . import discovery  # noqa: E402,F401  (account discovery and OAuth)
 
 __all__ = ["CHECKS", "CheckSpec", "check", "closest", "run", "validate"]

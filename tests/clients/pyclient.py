@@ -31,3 +31,16 @@ class Client:
     @staticmethod
     def sync(ctx):
         (ctx.maildir / "ran").write_text("Client.sync")
+
+
+def resolves(ctx):
+    """Record where the scenario's names lead while it runs, and that other names fail."""
+    import socket
+
+    found = socket.getaddrinfo("imap.example.test", 993, type=socket.SOCK_STREAM)[0][4]
+    try:
+        socket.getaddrinfo("example.com", 443)
+        other = "resolved"
+    except socket.gaierror:
+        other = "refused"
+    (ctx.maildir / "ran").write_text(f"{found[0]}:{found[1]} example.com {other}")
