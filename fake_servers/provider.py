@@ -163,6 +163,10 @@ class FakeProvider:
     def _server_configs(self) -> list[ImapConfig]:
         return [self._plain_config, self._implicit_config]
 
+    @property
+    def _smtp_configs(self) -> list[SmtpConfig]:
+        return [self._smtp_plain_config, self._smtp_implicit_config]
+
     def __enter__(self) -> "FakeProvider":
         return self.start()
 
@@ -215,25 +219,30 @@ class FakeProvider:
         """Mark a run boundary: later connections count as the next run; ``run`` rules fire."""
         def advance() -> int:
             from .imap import state_actions
+            from .smtp.faults import apply_at_run
 
             self.wire.run += 1
             for _, action in self.faults.decide("run", {"run": self.wire.run}):
                 state_actions.apply(action, self.store, None, self._server_configs)
+                apply_at_run(action, self._smtp_configs)  # capabilities: the EHLO lines too
             return self.wire.run
 
         return self.call(advance)
 
     def change(self, actions: Iterable[dict]) -> None:
-        """Apply state actions now (``uidvalidity``, ``expunge``, ``new_mail``), as a
-        scenario does between two runs; each is a rule action in its data form."""
+        """Apply state actions now (``uidvalidity``, ``expunge``, ``new_mail``, ``capabilities``
+        for IMAP and SMTP alike), as a scenario does between two runs; each is a rule action in
+        its data form."""
         parsed = [Rule.from_dict({"on": "run", **a}, f"change[{i}]").actions for i, a in enumerate(actions)]
 
         def apply() -> None:
             from .imap import state_actions
+            from .smtp.faults import apply_at_run
 
             for group in parsed:
                 for action in group:
                     state_actions.apply(action, self.store, None, self._server_configs)
+                    apply_at_run(action, self._smtp_configs)
 
         self.call(apply)
 

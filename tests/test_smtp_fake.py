@@ -8,6 +8,7 @@ the MailStore (read back over IMAP), and what the submission and wire records sa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import smtplib
 import ssl
@@ -223,12 +224,65 @@ def test_xoauth2_success_and_gmail_style_failure(make_provider):
     with pytest.raises(smtplib.SMTPAuthenticationError) as info:
         client.auth("XOAUTH2", bearer("expired"))
     assert info.value.smtp_code == 535
-    assert challenges and b'"status":"401"' in challenges[0] and b'"schemes":"bearer"' in challenges[0]
+    assert challenges == [b'{"status":"401","schemes":"Bearer","scope":"https://mail.google.com/"}']
     assert client.auth("XOAUTH2", bearer("ya29.token"))[0] == 235
     client.quit()
     conn = only(provider)
     assert [r.status for r in conn.responses if r.status in ("334", "535", "235")] == ["334", "535", "235"]
     assert all(c.credentials for c in conn.commands if c.name == "AUTH")
+
+
+GMAIL_OAUTH_ERROR = b'{"status":"401","schemes":"Bearer","scope":"https://mail.google.com/"}'
+
+
+def xoauth2(user: str, token: str) -> str:
+    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode()
+
+
+def test_xoauth2_checks_issued_tokens_and_answers_an_expired_one_as_gmail(make_provider):
+    provider = provider_with(make_provider, auth_mechanisms=("XOAUTH2",))
+    user = "oauth@example.test"
+    provider.add_account(user, "unused", oauth_tokens=("static-token",))
+
+    def issue():
+        account = provider.store.account(user)
+        account.register_token("once", uses=1)  # good for one login
+        account.register_token("revoked", lifetime=3600)
+        account.expire_token("revoked")
+
+    provider.call(issue)
+    client = raw(provider, implicit=True)
+    client.cmd("EHLO client.test")
+    assert client.code(f"AUTH XOAUTH2 {xoauth2(user, 'once')}") == 235
+    client.cmd("QUIT")
+    for token in ("once", "revoked"):  # used up, revoked: both expired
+        client = raw(provider, implicit=True)
+        client.cmd("EHLO client.test")
+        (challenge,) = client.cmd(f"AUTH XOAUTH2 {xoauth2(user, token)}")
+        assert challenge.startswith(b"334 ") and base64.b64decode(challenge[4:]) == GMAIL_OAUTH_ERROR
+        assert client.cmd("") == [b"535 5.7.8 Username and Password not accepted\r\n"]
+        assert client.code(f"AUTH XOAUTH2 {xoauth2(user, 'static-token')}") == 235  # static tokens never expire
+        client.cmd("QUIT")
+    first, *refused = smtp_connections(provider, 3)
+    assert first.user == user
+    for conn in refused:
+        assert f"XOAUTH2 for {user}: the access token has expired" in conn.transcript()
+        assert [(c.name, c.credentials) for c in conn.commands if c.name in ("AUTH", "CONTINUATION")] == [
+            ("AUTH", True), ("CONTINUATION", False), ("AUTH", True)]
+        assert [(r.status, r.kind) for r in conn.responses if r.status in ("334", "535", "235")] == [
+            ("334", "continuation"), ("535", "reply"), ("235", "reply")]
+    assert provider.call(lambda: provider.store.account(user).issued_tokens["once"].uses) == 1
+
+
+def test_xoauth2_error_challenge_then_too_many_failures_closes(make_provider):
+    provider = provider_with(make_provider, auth_mechanisms=("XOAUTH2",), max_auth_failures=2)
+    provider.add_account("oauth@example.test", "unused")
+    client = raw(provider, implicit=True)
+    client.cmd("EHLO client.test")
+    for expected in (b"535 5.7.8", b"454 4.7.0"):
+        assert client.cmd(f"AUTH XOAUTH2 {xoauth2('oauth@example.test', 'unknown')}")[0].startswith(b"334 ")
+        assert client.cmd("")[0].startswith(expected)
+    assert "server closes: too many failed AUTH attempts" in only(provider).transcript()
 
 
 def test_unknown_mechanism_and_cancelled_exchange(provider):
@@ -791,6 +845,30 @@ def test_capabilities_action_changes_ehlo(make_provider):
     client.quit()
 
 
+def test_capabilities_at_a_run_boundary_change_ehlo_on_both_ports_and_imap_too(make_provider):
+    provider = make_provider(faults=[dict(on="run", run=2, action="capabilities", remove=["STARTTLS"],
+                                          add=["DSN"])])
+    client = plaintext(provider)
+    assert "starttls" in client.esmtp_features and "dsn" not in client.esmtp_features
+    client.quit()
+    provider.next_run()  # the provider stops offering STARTTLS between the runs
+    client = plaintext(provider)
+    assert "starttls" not in client.esmtp_features and "dsn" in client.esmtp_features
+    assert client.docmd("STARTTLS")[0] == 502  # what the fake accepts follows what it advertised
+    client.quit()
+    client = implicit(provider)
+    assert "dsn" in client.esmtp_features
+    client.quit()
+    imap = imapclient.IMAPClient("127.0.0.1", port=provider.imap_port, ssl=False, timeout=TIMEOUT)
+    assert b"STARTTLS" not in imap.capabilities()  # the same rule, on the IMAP side
+    imap.logout()
+    provider.change([{"action": "capabilities", "add": ["CHUNKING"], "remove": ["DSN"]}])
+    client = plaintext(provider)
+    assert "chunking" in client.esmtp_features and "dsn" not in client.esmtp_features
+    client.quit()
+    assert provider.smtp_config.ehlo_add == ()  # the caller's config is never changed
+
+
 def test_protocol_matcher_keeps_rules_to_their_fake(make_provider):
     provider = make_provider(faults=[dict(on="connect", protocol="imap", action="reset"),
                                      dict(on="command", command="NOOP", protocol="smtp", action="reply",
@@ -871,6 +949,135 @@ def test_gmail_persona_speaks_gmail():
         assert sub.reply.startswith("250 2.0.0 OK  ") and sub.reply.endswith(" - gsmtp")
     finally:
         provider.stop()
+
+
+# -- the protocol object itself ----------------------------------------------------------------
+
+
+class ScriptedTransport(asyncio.Transport):
+    """Stands in for a socket transport: keeps what the fake writes, counts pauses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closing = False
+        self.paused = self.resumed = 0
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 4242)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def take(self) -> bytes:
+        data = bytes(self.out)
+        self.out.clear()
+        return data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    abort = close
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.paused += 1
+
+    def resume_reading(self) -> None:
+        self.resumed += 1
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_the_protocol_sets_every_attribute_aiosmtpd_sets(provider):
+    from aiosmtpd.smtp import SMTP
+
+    from fake_servers.smtp.server import SmtpServerProtocol
+
+    server = provider._smtp_servers["smtp"]
+
+    def both():
+        theirs = SMTP(object(), hostname="x", loop=server.loop, enable_SMTPUTF8=True, data_size_limit=None)
+        return set(vars(theirs)), set(vars(SmtpServerProtocol(server)))
+
+    theirs, ours = provider.call(both)
+    # StreamReaderProtocol's references to a stream reader: this protocol reads without one
+    assert theirs - ours <= {"_strong_reader", "_source_traceback"}
+
+
+def test_the_command_loop_answers_in_the_turn_that_read_and_holds_input_while_it_waits(provider):
+    from fake_servers.smtp.server import SmtpServerProtocol
+
+    server = provider._smtp_servers["smtp"]
+    transport = ScriptedTransport()
+    state: dict = {}
+
+    def start():
+        proto = state["proto"] = SmtpServerProtocol(server)
+        proto.connection_made(transport)
+        greeting = transport.take()
+        proto.data_received(b"EHLO client.test\r\nNO")
+        ehlo = transport.take()
+        proto.data_received(b"OP\r\n")
+        noop = transport.take()
+        # something the loop awaits (as it awaits a TLS handshake): input is held, then paused
+        waiter = state["waiter"] = server.loop.create_future()
+        proto._tls_waiter = waiter
+        proto.data_received(b"NOOP\r\n")
+        before = transport.take()
+        proto.data_received(b"NOOP\r\n" * 12000)  # 72 KB
+        return greeting, ehlo, noop, before, transport.take(), transport.paused
+
+    greeting, ehlo, noop, before, held, paused = provider.call(start)
+    assert greeting.startswith(b"220 ") and ehlo.startswith(b"250-smtp.example.test\r\n")
+    assert noop == b"250 2.0.0 OK\r\n"
+    assert before == b"250 2.0.0 OK\r\n" and held == b"" and paused == 1
+    provider.call(lambda: state["waiter"].set_result(True))  # the loop goes on with what it holds
+
+    def finish():
+        proto = state["proto"]
+        answered = transport.take()
+        resumed = transport.resumed
+        proto.eof_received()
+        proto.connection_lost(None)
+        return answered, resumed, proto._loop_coro, proto.pipe.sink.proto
+
+    answered, resumed, loop, sink_proto = provider.call(finish)
+    assert answered == b"250 2.0.0 OK\r\n" * 12000 and resumed == 1
+    assert loop is None and sink_proto is None  # ended, and its reference cycle undone
+    (conn,) = smtp_connections(provider)
+    assert names(conn)[:3] == ["EHLO", "NOOP", "NOOP"] and len(conn.commands) == 12003
+    assert conn.bytes_received == len(b"EHLO client.test\r\nNOOP\r\n") + 6 * 12001
+
+
+def test_a_connection_lost_while_the_loop_waits_ends_it(provider):
+    from fake_servers.smtp.server import SmtpServerProtocol
+
+    server = provider._smtp_servers["smtp"]
+    transport = ScriptedTransport()
+
+    def run():
+        proto = SmtpServerProtocol(server)
+        proto.connection_made(transport)
+        waiter = proto._tls_waiter = server.loop.create_future()
+        proto.data_received(b"EHLO client.test\r\n")
+        waiting = proto._awaiting is waiter
+        proto.connection_lost(ConnectionResetError("reset by peer"))
+        return waiting, proto._loop_coro, waiter.done(), proto in server.connections
+
+    waiting, loop, settled, listed = provider.call(run)
+    assert waiting and loop is None and settled and not listed
+    (conn,) = smtp_connections(provider)
+    assert conn.close_reason == "reset by peer"
 
 
 def test_stop_drops_open_connections(make_provider):

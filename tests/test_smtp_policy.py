@@ -277,6 +277,17 @@ def test_xoauth2_failure_is_an_error_challenge_then_535():
     assert lines(s.line(b"")) == ["535 5.7.8 Username and Password not accepted"]
 
 
+def test_xoauth2_refuses_an_expired_issued_token_as_gmail_and_notes_why():
+    s, _ = session(tls=True, auth_mechanisms=("XOAUTH2",))
+    s.store.account("alice@example.test").register_token("issued", uses=0)  # already used up
+    s.command(b"EHLO c")
+    out = s.command(b"AUTH XOAUTH2 " + base64.b64encode(b"user=alice@example.test\x01auth=Bearer issued\x01\x01"))
+    assert out[0].kind == "continuation" and base64.b64decode(lines(out)[0][4:]) == (
+        b'{"status":"401","schemes":"Bearer","scope":"https://mail.google.com/"}')
+    assert s.notes == ["XOAUTH2 for alice@example.test: the access token has expired"] and s.wants == "line"
+    assert lines(s.line(b"")) == ["535 5.7.8 Username and Password not accepted"] and s.username is None
+
+
 def test_a_utf8_address_without_smtputf8_is_a_recorded_command_answered_553():
     s, _ = session(tls=True)
     s.command(b"EHLO c")

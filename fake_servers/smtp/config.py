@@ -108,6 +108,24 @@ class SmtpConfig:
 
     def extensions(self, *, tls: bool) -> list[str]:
         """The EHLO extension lines (after the host name line) for this TLS state."""
+        return list(self._extensions(tls))
+
+    def advertised(self, *, tls: bool) -> frozenset[str]:
+        """The extension keywords of :meth:`extensions`."""
+        return _cached(_ADVERTISED, self._settings(tls),
+                       lambda: frozenset(keyword(line) for line in self._extensions(tls)))
+
+    def _settings(self, tls: bool) -> tuple:
+        """Everything the extension lines depend on (the settings may change at any time)."""
+        return (tls, self.ehlo_tls if tls else self.ehlo_plaintext, self.size_limit, self.eightbitmime, self.starttls,
+                self.auth_mechanisms, self.auth_before_tls, self.enhanced_status_codes, self.smtputf8, self.ehlo_add,
+                self.ehlo_remove)
+
+    def _extensions(self, tls: bool) -> tuple[str, ...]:
+        # Computed once per combination of settings: each EHLO and each MAIL needs them.
+        return _cached(_EXTENSIONS, self._settings(tls), lambda: tuple(self._compute_extensions(tls)))
+
+    def _compute_extensions(self, tls: bool) -> list[str]:
         exact = self.ehlo_tls if tls else self.ehlo_plaintext
         if exact is not None:
             lines = list(exact)
@@ -141,6 +159,22 @@ class SmtpConfig:
         keep_removed = [line for line in self.ehlo_remove if keyword(line) not in added]
         self.ehlo_add = tuple(dict.fromkeys(keep_added + [line for line in add if keyword(line) not in removed]))
         self.ehlo_remove = tuple(dict.fromkeys(keep_removed + list(remove)))
+
+
+_EXTENSIONS: dict[tuple, tuple[str, ...]] = {}
+_ADVERTISED: dict[tuple, frozenset[str]] = {}
+
+
+def _cached(cache: dict, key: tuple, compute):
+    try:
+        found = cache.get(key)
+    except TypeError:  # a list assigned to a setting after construction: computed each time
+        return compute()
+    if found is None:
+        if len(cache) >= 256:  # scenarios change settings a few times, not thousands
+            cache.clear()
+        found = cache[key] = compute()
+    return found
 
 
 def keyword(line: str) -> str:

@@ -78,8 +78,7 @@ def apply(actions: Iterable[tuple], pipe: OutboundPipe, *, configs: Iterable[Smt
         elif name == "truncate":
             pipe.truncate_after(int(a.get("after_bytes", 0)), a.get("then", "reset"))
         elif name == "capabilities":  # EHLO extension lines, on both ports from now on
-            for config in configs:
-                config.change_extensions(a.get("add", []), a.get("remove", []))
+            change_capabilities(a, configs)
         else:  # uidvalidity, expunge, new_mail: the mail store, as the IMAP fake does them
             from ..imap import state_actions
 
@@ -88,6 +87,24 @@ def apply(actions: Iterable[tuple], pipe: OutboundPipe, *, configs: Iterable[Smt
         if name in HALTING:
             plan.halted = True
     return plan
+
+
+def change_capabilities(action: Action, configs: Iterable[SmtpConfig]) -> None:
+    """A ``capabilities`` action: add, then remove, EHLO extension lines (``add`` lines,
+    ``remove`` keywords) on every SMTP server of the provider, from now on."""
+    for config in configs:
+        config.change_extensions(action.get("add", []), action.get("remove", []))
+
+
+def apply_at_run(action: Action, configs: Iterable[SmtpConfig]) -> None:
+    """A state action at a run boundary (a ``run`` rule, ``FakeProvider.change``) as it
+    concerns SMTP. Such a rule names no protocol, so, as any rule without ``protocol``, it
+    applies to both: ``capabilities`` changes the EHLO lines here as it changes the IMAP
+    capabilities there (a name only one protocol knows, e.g. IDLE, is harmless to the other:
+    removing it does nothing, adding it lists an extension nobody uses). ``uidvalidity``,
+    ``expunge`` and ``new_mail`` change the mail store, which both share: done once, there."""
+    if action.name == "capabilities":
+        change_capabilities(action, configs)
 
 
 def fault_reply(action: Action, kind: str = "reply") -> Reply:

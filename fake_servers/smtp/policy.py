@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..mailstore import AuthResult
-from .config import SmtpConfig, keyword
+from .config import SmtpConfig
 
 BODY_TYPES = ("7BIT", "8BITMIME")
 
@@ -86,7 +86,7 @@ class SubmissionPolicy:
 
     # -- MAIL ------------------------------------------------------------------------------
 
-    def mail(self, address: str, words: list[str], *, advertised: set[str], authenticated: bool,
+    def mail(self, address: str, words: list[str], *, advertised: set[str] | frozenset[str], authenticated: bool,
              extended: bool = True) -> tuple[str | None, MailParams]:
         """Check MAIL FROM: authentication first, then each parameter against what EHLO
         advertised (``advertised``: extension keywords), then the address."""
@@ -185,8 +185,8 @@ class SubmissionPolicy:
 
     # -- what EHLO said --------------------------------------------------------------------
 
-    def advertised(self, *, tls: bool) -> set[str]:
-        return {keyword(line) for line in self.config.extensions(tls=tls)}
+    def advertised(self, *, tls: bool) -> frozenset[str]:
+        return self.config.advertised(tls=tls)
 
 
 def account_key(user: str | None, sender: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable
 
 MAX_COMMAND_LINE = 12288 + 2  # RFC 4954 section 4: an AUTH line may be this long
 ENDLESS_LINE = 64 * 1024  # a line longer than this without CRLF ends the connection
@@ -43,25 +43,40 @@ class Message:
 
 
 class Input:
-    """A buffer over the connection's reads."""
+    """The client's bytes not read yet: the connection feeds them in, the command loop reads.
 
-    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
-        self._read = read  # the next bytes; empty at the end of the stream
+    ``more`` is what the loop awaits when it needs bytes that have not come yet; whoever
+    drives the loop resumes it once :meth:`feed` or :meth:`end` was called.
+    """
+
+    def __init__(self, more: Awaitable[None]) -> None:
+        self._more = more
         self.buffer = bytearray()
+        self.ended = False  # the end of the stream came (after what is in the buffer)
+        self.fed = 0  # bytes fed in so far
         self.began: float | None = None  # when the first byte of what is being read arrived
         self.message_bytes = 0  # bytes of the message being read so far
+
+    def feed(self, data: bytes) -> None:
+        if not self.buffer:
+            self.began = time.monotonic()
+        self.buffer += data
+        self.fed += len(data)
+
+    def end(self) -> None:
+        self.ended = True
 
     def take_began(self) -> float:
         began, self.began = self.began, None
         return began or time.monotonic()
 
     async def fill(self) -> bool:
-        data = await self._read()
-        if not data:
-            return False
-        if not self.buffer:
-            self.began = time.monotonic()
-        self.buffer += data
+        """Wait for bytes beyond those in the buffer now; False at the end of the stream."""
+        fed = self.fed
+        while self.fed == fed:
+            if self.ended:
+                return False
+            await self._more
         return True
 
     async def line(self) -> bytes | TooLong | None:

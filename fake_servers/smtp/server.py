@@ -1,10 +1,11 @@
 """The SMTP fake's I/O: an aiosmtpd ``SMTP`` protocol around :class:`SmtpSession`.
 
-aiosmtpd gives the asyncio plumbing (stream reader, idle timeout); the command loop is this
-module's own, because every line must be recorded as it arrived, offered to the fault rules
-and answered through the one write seam, the :class:`OutboundPipe`. Bytes out are recorded
-when they actually go out (a reply a fault delays is recorded late; one that a reset or
-stall drops is not recorded at all). Nothing here decides protocol behaviour.
+aiosmtpd's ``SMTP`` is the protocol's base (see :class:`SmtpServerProtocol` for what it
+provides); the command loop is this module's own, because every line must be recorded as it
+arrived, offered to the fault rules and answered through the one write seam, the
+:class:`OutboundPipe`. Bytes out are recorded when they actually go out (a reply a fault
+delays is recorded late; one that a reset or stall drops is not recorded at all). Nothing
+here decides protocol behaviour.
 
 Fault events, in the order a connection meets them: ``connect`` (accepted), ``tls``
 (handshake done: at once on the implicit-TLS port, after STARTTLS on the other),
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
-from typing import Callable
+from typing import Callable, Coroutine
 
 from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import __ident__ as AIOSMTPD_IDENT
+from aiosmtpd.smtp import login_always_fail
 
 from ..faults import FaultEngine, OutboundPipe
 from ..mailstore import MailStore
@@ -39,13 +41,10 @@ from .transport import LINGER, AsyncioSink, tls_layer
 log = logging.getLogger("mailconform.smtp")
 
 HARD_MESSAGE_CAP = 64 * 1024 * 1024  # what the fake keeps of one message when SIZE is off
-READ_SIZE = 64 * 1024
+MAX_UNREAD = 64 * 1024  # input the loop has not taken yet before reading from the socket pauses
 MAX_PENDING = 1024 * 1024  # bytes held back for a TLS handshake that has not started yet
 INTERNAL_ERROR = "451 4.3.0 Internal error in the fake"
-
-
-class _NoHandler:
-    """aiosmtpd wants a handler object; the session (session.py) is the handler here."""
+IDLE_TIMEOUT = 300.0  # seconds of silence before the connection is closed (aiosmtpd's default)
 
 
 class SmtpServer:
@@ -92,21 +91,71 @@ class SmtpServer:
             self._server = None
 
 
-class SmtpServerProtocol(SMTP):
-    """One SMTP connection."""
+class _MoreInput:
+    """What the command loop awaits when it needs the client's next bytes; the protocol
+    resumes it from ``data_received`` / ``eof_received`` (see :meth:`SmtpServerProtocol._step`)."""
 
-    # The stream reader's buffer size (when to pause the socket), not a line limit: lines are
-    # split here, and DATA is read in large pieces.
-    line_length_limit = READ_SIZE
+    __slots__ = ()
+
+    def __await__(self):
+        yield self
+
+
+_MORE = _MoreInput()
+
+
+class _LoopHandle:
+    """Stands for the command loop where aiosmtpd keeps its handler task: ``SMTP.connection_lost``
+    cancels it."""
+
+    __slots__ = ("proto",)
+
+    def __init__(self, proto: "SmtpServerProtocol") -> None:
+        self.proto: SmtpServerProtocol | None = proto  # None once the connection was released
+
+    def cancel(self) -> None:
+        if self.proto is not None:
+            self.proto._cancel_loop()
+
+    def done(self) -> bool:
+        return self.proto is None or self.proto._loop_coro is None
+
+
+class SmtpServerProtocol(SMTP):
+    """One SMTP connection.
+
+    What aiosmtpd's ``SMTP`` gives here: the protocol's base (an asyncio
+    ``StreamReaderProtocol``), the end of its life (``connection_lost`` logs it, stops the
+    idle timer and the command loop, and settles the stream protocol's state) and the idle
+    timeout (``_timeout_cb`` closes the connection after ``_timeout_duration`` seconds of
+    silence; armed here by :meth:`_reset_timeout`). Its command loop, handler hooks, AUTH,
+    STARTTLS and stream reader are not used: every line must be recorded as it arrived and
+    offered to the fault rules first, so :meth:`_handle_client` is this class's own loop.
+
+    The loop is a coroutine driven here rather than by an asyncio task: it waits for input
+    by awaiting ``_MORE``, and ``data_received`` resumes it at once, so a command is
+    answered in the turn of the event loop that read it (a task and a stream reader would
+    add a wake-up, a scheduled callback and a copy per command). It awaits futures too (the
+    TLS handshake), resumed by their done callbacks as a task would be.
+    """
 
     def __init__(self, server: SmtpServer) -> None:
-        super().__init__(_NoHandler(), hostname=server.config.hostname, loop=server.loop, enable_SMTPUTF8=True,
-                         data_size_limit=None)
+        # Not SMTP.__init__: on every connection it builds tables of handler hooks, AUTH
+        # mechanisms and smtp_* methods with inspect.getmembers() and dir(), about as costly
+        # as the rest of a short session, for the command loop this class replaces. What the
+        # inherited methods read is set as SMTP.__init__ sets it, with the tables empty
+        # (test_smtp_fake checks this covers every attribute SMTP.__init__ sets).
+        loop = server.loop
+        asyncio.StreamReaderProtocol.__init__(self, None, loop=loop)
+        self.__dict__.update(_SMTP_STATE)
+        self.loop = loop
+        self.hostname = server.config.hostname
+        self._auth_methods, self._handle_hooks, self._smtp_methods = {}, {}, {}
         self.server = server
         self.gone: asyncio.Future = server.loop.create_future()
         self.raw_transport: asyncio.Transport | None = None
         self.tls_active = False
-        self.input = Input(self._read)
+        self.input = Input(_MORE)
         self._ending = False  # the server decided to end it (close, reset, stall, bye, QUIT)
         self._finished = False
         self._tls_waiter: asyncio.Future | None = None
@@ -114,18 +163,20 @@ class SmtpServerProtocol(SMTP):
         self._pending = bytearray()
         self.peer_eof = False  # the client shut its write side
         self._linger: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0  # loop time of the last line (see _reset_timeout)
+        self._idle_limit = IDLE_TIMEOUT
+        # the command loop and what it waits for (see _step)
+        self._loop_coro: Coroutine | None = None
+        self._awaiting: object = None  # _MORE, a future, or None while it runs
+        self._stepping = False
+        self._paused = False  # reading paused: the loop is not taking input (a handshake under way)
 
     # -- connection ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's socket transports set TCP_NODELAY themselves (no reply waits for a delayed ACK)
         s = self.server
         self.raw_transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:  # without it each reply waits ~40 ms for a delayed ACK
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         peer = transport.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "unknown"
         self.record = s.wire.open("smtp", s.name, where, implicit_tls=s.implicit_tls)
@@ -133,7 +184,16 @@ class SmtpServerProtocol(SMTP):
         self._tls_pending = s.implicit_tls  # the first bytes are the client's TLS handshake
         self.pipe = OutboundPipe(AsyncioSink(self), on_write=self.record.sent, seed=s.faults.seed + self.record.id)
         self.machine = SmtpSession(s.store, s.config, s.policy, tls=False, on_submission=self._submitted)
-        super().connection_made(transport)  # starts _handle_client
+        # what SMTP.connection_made does, but for the handler task: the loop starts here
+        self._set_rset_state()
+        self.session = self._create_session()
+        self.session.peer = peer
+        self._reset_timeout()
+        asyncio.StreamReaderProtocol.connection_made(self, transport)
+        self.transport = transport
+        self._handler_coroutine = _LoopHandle(self)  # type: ignore[assignment]
+        self._loop_coro = self._handle_client()
+        self._step()
 
     def data_received(self, data: bytes) -> None:
         if self._tls_pending:
@@ -141,14 +201,73 @@ class SmtpServerProtocol(SMTP):
                 self._pending += data
             return
         self.record.received(data)
-        super().data_received(data)
+        self.input.feed(data)
+        if self._awaiting is _MORE:
+            self._step()
+        elif len(self.input.buffer) > MAX_UNREAD and not self._paused and self.transport is not None:
+            self._paused = True  # the loop is busy elsewhere: hold the client back until it reads
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         # aiosmtpd cancels the session at EOF; here the commands that arrived before it are
         # still answered (the loop sees the end of the stream and closes).
         self.peer_eof = True
-        self._reader.feed_eof()
+        self.input.end()
+        if self._awaiting is _MORE:
+            self._step()
         return not self.tls_active  # keep a plaintext socket half-open until then
+
+    # -- driving the command loop --------------------------------------------------------------
+
+    def _step(self, _future: asyncio.Future | None = None, *, cancel: bool = False) -> None:
+        """Run the command loop until it waits again: for input (``_MORE``; resumed by
+        ``data_received`` or ``eof_received``) or for a future (resumed by its done callback)."""
+        coro = self._loop_coro
+        if coro is None or self._stepping:
+            return
+        self._stepping = True
+        self._awaiting = None
+        try:
+            while True:
+                try:
+                    awaited = coro.throw(asyncio.CancelledError()) if cancel else coro.send(None)
+                except StopIteration:
+                    self._loop_coro = None
+                    return
+                cancel = False
+                if awaited is _MORE:  # (Input checked that nothing new has come)
+                    self._awaiting = _MORE
+                    if self._paused:
+                        self._paused = False
+                        if self.transport is not None:
+                            self.transport.resume_reading()
+                    return
+                if asyncio.isfuture(awaited):
+                    awaited._asyncio_future_blocking = False  # type: ignore[attr-defined]
+                    self._awaiting = awaited
+                    awaited.add_done_callback(self._step)
+                    return
+                # a bare yield (asyncio.sleep(0)): go on at the next turn, as a task would
+                self._awaiting = awaited
+                self.loop.call_soon(self._step)
+                return
+        except BaseException:
+            self._loop_coro = None
+            raise
+        finally:
+            self._stepping = False
+
+    def _cancel_loop(self) -> None:
+        """The connection is gone: end the command loop where it waits (CancelledError)."""
+        if self._loop_coro is None:
+            return
+        if self._stepping:  # cannot happen (asyncio reports a lost connection in a callback of its own)
+            self.loop.call_soon(self._cancel_loop)
+            return
+        awaited = self._awaiting
+        if asyncio.isfuture(awaited):
+            awaited.remove_done_callback(self._step)
+        self._step(cancel=True)
 
     def connection_lost(self, error: Exception | None) -> None:
         if not self._finished and not self._ending and self.machine.wants == "data":
@@ -173,6 +292,35 @@ class SmtpServerProtocol(SMTP):
         self.record.closed(reason)
         if not self.gone.done():
             self.gone.set_result(None)
+        if self._loop_coro is None:  # the command loop has ended too
+            self._release()
+
+    def _release(self) -> None:
+        """The connection is gone and its command loop has ended: drop the references that
+        make this protocol, its pipe, input and session a cycle, so they are freed at once
+        rather than by the cyclic garbage collector (which walks every object the records
+        keep to find them: a tenth of the fake's time on a run of short sessions)."""
+        self.pipe.sink.proto = None  # the pipe was shut down: it writes nothing more
+        self.input.buffer.clear()
+        self.machine.on_submission = None
+        self._handler_coroutine.proto = None
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's idle timer, re-armed lazily: each line only notes the time, and the one
+        timer of the connection, when it fires early, waits for the rest (a timer per line,
+        armed and cancelled each time, cost more than the line's own work)."""
+        self._idle_since = self.loop.time()
+        if duration is not None:
+            self._idle_limit = duration
+        if self._timeout_handle is None:
+            self._timeout_handle = self.loop.call_at(self._idle_since + self._idle_limit, self._idle_check)
+
+    def _idle_check(self) -> None:
+        due = self._idle_since + self._idle_limit
+        if self.loop.time() >= due:
+            self._timeout_cb()
+        else:
+            self._timeout_handle = self.loop.call_at(due, self._idle_check)
 
     def linger(self) -> None:
         """The server shut its write side: close for good once the client did (see
@@ -211,6 +359,8 @@ class SmtpServerProtocol(SMTP):
             self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
             self._ending = True
             self.pipe.close()
+        if self._finished:
+            self._release()
 
     async def _serve(self) -> None:
         connect = self._apply(self._fire("connect"))
@@ -267,16 +417,9 @@ class SmtpServerProtocol(SMTP):
         """Keep reading (and so recording) what the client sends until it goes away."""
         self._cancel_tls_pending()
         self.input.buffer.clear()
-        while not self._finished and await self._read():
-            pass
+        while not self._finished and await self.input.fill():
+            self.input.buffer.clear()
         self._end_after_input()
-
-    async def _read(self) -> bytes:
-        """The next bytes from the client; empty at the end of the stream or when it broke."""
-        try:
-            return await self._reader.read(READ_SIZE)
-        except (OSError, asyncio.IncompleteReadError):
-            return b""
 
     async def _line(self) -> bool:
         line = await self.input.line()
@@ -300,7 +443,8 @@ class SmtpServerProtocol(SMTP):
         return True
 
     def _command(self, line: bytes) -> None:
-        name, _ = split_command(line)
+        split = split_command(line)
+        name = split[0]
         redacted, credentials = describe_command(name, line)
         self._record(name, line, redacted, credentials=credentials)
         plan = self._apply(self._fire("command", command=name))
@@ -309,7 +453,7 @@ class SmtpServerProtocol(SMTP):
         elif plan.halted:
             outputs = []
         else:
-            outputs = self._run(lambda: self.machine.command(line))
+            outputs = self._run(lambda: self.machine.command(line, split))
         self._respond(name, outputs, plan)
 
     def _continuation(self, line: bytes) -> None:
@@ -416,9 +560,11 @@ class SmtpServerProtocol(SMTP):
         plaintext, hello = split_handshake(pending)
         if plaintext:
             self.record.received(plaintext)
-        dropped = bytes(self.input.buffer) + bytes(self._reader._buffer) + plaintext
+        dropped = bytes(self.input.buffer) + plaintext
         self.input.buffer.clear()
-        self._reader._buffer.clear()
+        if self._paused:  # the TLS layer reads from now on
+            self._paused = False
+            raw.resume_reading()
         waiter, layer = tls_layer(self.loop, self, raw, self.server.ssl_context, hello)
         return waiter, layer, dropped
 
@@ -443,8 +589,6 @@ class SmtpServerProtocol(SMTP):
             return None
         self.transport = new
         self._transport = new  # the StreamReaderProtocol's own reference
-        self._reader._transport = new
-        self._writer._transport = new
         self.tls_active = True
         self._record_dropped(dropped)
         ssl_object = new.get_extra_info("ssl_object")
@@ -501,11 +645,12 @@ class SmtpServerProtocol(SMTP):
                     self.machine.data_refused()
                 if replaced.status != "220":
                     outputs = [o for o in outputs if not isinstance(o, StartTLS)]
-            plan = plan.extend(after)
+            if after.before or after.after or after.tail or after.reply is not None or after.halted:
+                plan = plan.extend(after)
         self._deliver(outputs, plan)
 
     def _deliver(self, outputs: list, plan: Plan) -> None:
-        self._emit(plan.around(outputs))
+        self._emit(plan.around(outputs) if plan.before or plan.after or plan.tail else outputs)
 
     def _emit(self, outputs: list) -> None:
         for out in outputs:
@@ -526,7 +671,7 @@ class SmtpServerProtocol(SMTP):
         def sent() -> None:
             now = time.monotonic()
             for line in out.lines:
-                status, code = split_code(line)
+                status, code = _codes(line)
                 self.record.responses.append(ResponseRecord(now, self.tls_active, out.kind, None, status, code, line,
                                                             out.injected))
                 if self.record.listener is not None:
@@ -549,7 +694,9 @@ class SmtpServerProtocol(SMTP):
             "state": self.machine.state,
             "tls": self.tls_active,
             "user": self.machine.username,
-            "open_connections": self.server.wire.open_count(self.server.name),
+            # this server's open connections: those it has not finished (as the wire log
+            # counts them, without walking every connection it ever recorded)
+            "open_connections": len(self.server.connections),
             **extra,
         }
         chosen = faults.decide(event, ctx)
@@ -559,11 +706,39 @@ class SmtpServerProtocol(SMTP):
 
     def _apply(self, actions: list) -> Plan:
         """Carry out transport and state actions now; collect what adds to the output."""
+        if not actions:
+            return Plan()
         plan = fault_actions.apply(actions, self.pipe, configs=self.server.provider_configs, store=self.server.store,
                                    username=self.machine.username)
         if plan.halted:
             self._ending = True
         return plan
+
+
+# The attributes SMTP.__init__ sets that do not depend on the connection, with the values it
+# gives them for SMTP(handler, hostname=..., enable_SMTPUTF8=True, data_size_limit=None).
+_SMTP_STATE = {
+    "__ident__": AIOSMTPD_IDENT, "event_handler": None, "data_size_limit": None, "enable_SMTPUTF8": True,
+    "_decode_data": False, "tls_context": None, "require_starttls": None, "_timeout_duration": IDLE_TIMEOUT,
+    "_timeout_handle": None, "_tls_handshake_okay": True, "_tls_protocol": None, "_original_transport": None,
+    "session": None, "envelope": None, "transport": None, "_handler_coroutine": None, "_auth_require_tls": True,
+    "_proxy_timeout": None, "_authenticator": None, "_auth_callback": login_always_fail, "_auth_required": False,
+    "_ehlo_hook_ver": None, "_enforce_call_limit": False,
+}
+
+
+_CODES: dict[str, tuple[str | None, str | None]] = {}
+
+
+def _codes(line: str) -> tuple[str | None, str | None]:
+    """``split_code(line)``, remembered: a server says the same few lines over and over."""
+    found = _CODES.get(line)
+    if found is None:
+        found = split_code(line)
+        if len(_CODES) >= 4096:  # lines with queue ids or addresses in them: keep it bounded
+            _CODES.clear()
+        _CODES[line] = found
+    return found
 
 
 def _reason(error: Exception | None) -> str:

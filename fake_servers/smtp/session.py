@@ -29,6 +29,10 @@ KNOWN_VERBS = ("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET
 MAX_ERRORS = 20  # syntax and sequence errors on one connection before it is closed with 421
 _CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
 _queue_ids = itertools.count(1)
+_TEXTS: dict[tuple[str, str, bool], tuple[str, ...]] = {}  # (text, hostname, enhanced codes) -> reply lines
+# The error challenge Gmail's SMTP server gives a bearer token it refuses (base64 of this JSON)
+OAUTH_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"},
+                         separators=(",", ":")).encode()
 
 
 @dataclass
@@ -46,7 +50,7 @@ class Reply:
 
     @property
     def data(self) -> bytes:
-        return b"".join(line.encode("utf-8") + b"\r\n" for line in self.lines)
+        return ("\r\n".join(self.lines) + "\r\n").encode("utf-8")
 
 
 @dataclass
@@ -130,10 +134,17 @@ class SmtpSession:
     # -- output helpers --------------------------------------------------------------------
 
     def _text(self, text: str, kind: str = "reply") -> Reply:
-        lines = reply_lines(text, hostname=self.config.hostname)
-        if not self.config.enhanced_status_codes:
-            lines = [_strip_code(line) for line in lines]
-        return Reply(lines, kind)
+        config = self.config
+        key = (text, config.hostname, config.enhanced_status_codes)
+        lines = _TEXTS.get(key)
+        if lines is None:  # made once: the same few texts are said over and over
+            lines = reply_lines(text, hostname=config.hostname)
+            if not config.enhanced_status_codes:
+                lines = [_strip_code(line) for line in lines]
+            if len(_TEXTS) >= 4096:  # texts with queue ids or addresses in them: keep it bounded
+                _TEXTS.clear()
+            lines = _TEXTS[key] = tuple(lines)
+        return Reply(list(lines), kind)
 
     def _error(self, text: str) -> list:
         """A syntax or sequence error; too many of them end the session."""
@@ -161,9 +172,10 @@ class SmtpSession:
         self.extended = False
         self.transaction = None
 
-    def command(self, line: bytes) -> list:
-        """A command line (CRLF included or not)."""
-        name, arg = split_command(line)
+    def command(self, line: bytes, split: tuple[str, str | None] | None = None) -> list:
+        """A command line (CRLF included or not); ``split``: ``split_command(line)`` if the
+        caller has it already."""
+        name, arg = split if split is not None else split_command(line)
         text = line.rstrip(b"\r\n")
         if b"\0" in text:
             return self._error("500 5.5.2 Error: bad syntax (NUL byte)")
@@ -289,20 +301,23 @@ class SmtpSession:
         result = AuthResult.INVALID
         if account is not None:
             if creds.kind == "oauth":
-                result = account.check_token(creds.secret)  # issued tokens expire; static ones never
-                if result is not AuthResult.OK:
-                    result = AuthResult.INVALID  # an expired token is refused like a wrong one
+                # Account.check_token: OK, INVALID or EXPIRED (issued tokens have lifetimes,
+                # static oauth_tokens never expire); a successful check uses the token once
+                result = account.check_token(creds.secret)
             else:
                 result = account.check_password(creds.secret)
         if result is AuthResult.OK:
             self.username = account.username
             text, _ = self.policy.auth(result, self.auth_failures)
             return [self._text(text)]
-        if creds.kind == "oauth":  # Gmail's way: an error challenge first, the 535 after the client's reply
+        if creds.kind == "oauth":
+            # As Gmail answers a token it does not take (expired or unknown): a 334 with a JSON
+            # error, then, once the client answered it (an empty line), the auth_failed text.
+            if result is AuthResult.EXPIRED:
+                self.notes.append(f"XOAUTH2 for {creds.username}: the access token has expired")
             self._oauth_failed = True
             self.wants = "line"
-            error = {"status": "401", "schemes": "bearer", "scope": f"https://{self.config.hostname}/"}
-            return [self._challenge(json.dumps(error, separators=(",", ":")).encode())]
+            return [self._challenge(OAUTH_ERROR)]
         return self._failed(result)
 
     def _failed(self, result: AuthResult) -> list:
