@@ -60,7 +60,7 @@ def _plaintext_refused(s: ImapSession) -> bool:
 
 
 def _finish_login(s: ImapSession, tag: str, creds: sasl.Credentials):
-    account = s.store.account(creds.username)
+    account = sasl.account_for(s.store, creds)
     result = AuthResult.INVALID
     if account is not None:
         if creds.kind == "oauth":
@@ -112,7 +112,7 @@ def sasl_continue(s: ImapSession, line: bytes):
     if line.strip() == b"*":
         s.sasl = None
         return [tagged(tag, "BAD", "Authentication aborted by client.")]
-    if getattr(mech, "failed", False):  # the empty response after an XOAUTH2 error challenge
+    if getattr(mech, "failed", False):  # the answer to an XOAUTH2/OAUTHBEARER error challenge (any: NO)
         s.sasl = None
         return [tagged(tag, "NO", s.config.texts.auth_failed)]
     try:
@@ -130,8 +130,12 @@ def sasl_continue(s: ImapSession, line: bytes):
     if isinstance(step, bytes):
         return [continuation(_b64(step))]
     out = _finish_login(s, tag, step)
-    if mech.name == "XOAUTH2" and out[-1].status == "NO":
-        mech.failed = True  # Gmail-style: an error challenge, then NO after the client's empty reply
+    if mech.name in ("XOAUTH2", "OAUTHBEARER") and out[-1].status == "NO":
+        # Gmail-style for XOAUTH2, RFC 7628 §3.2.2 for OAUTHBEARER: an error challenge, then NO
+        # after the client's reply to it (empty for XOAUTH2, ^A for OAUTHBEARER)
+        mech.failed = True
+        if mech.name == "OAUTHBEARER":
+            return [continuation(_b64(sasl.OAUTHBEARER_ERROR))]
         return [continuation(_b64(b'{"status":"401","schemes":"Bearer","scope":"https://mail.example.test/"}'))]
     s.sasl = None
     return out

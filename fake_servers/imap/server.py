@@ -271,7 +271,8 @@ class ImapServerProtocol(Protocol):
             self._deliver([], self._apply(self._fire("idle")))
 
     def _line(self, line: Line) -> None:
-        secret = self.session.sasl is not None and line.data.strip() != b"*"
+        # a cancel (*) and OAUTHBEARER's ^A acknowledgement (AQ==) carry nothing secret
+        secret = self.session.sasl is not None and line.data.strip() not in (b"*", b"AQ==")
         shown = "***" if secret else line.data.decode("utf-8", "replace")
         self._record(None, "CONTINUATION", line.data + b"\r\n", shown, credentials=secret)
         tag = self.session.sasl[0] if self.session.sasl is not None else self.session.idle_tag

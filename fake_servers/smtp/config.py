@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
-MECHANISMS = ("PLAIN", "LOGIN", "XOAUTH2")
+MECHANISMS = ("PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER")
 DELIVERY_TARGETS = ("sent", "inbox")
 
 _REPLY = re.compile(r"^[2-5][0-9][0-9]( |$)")

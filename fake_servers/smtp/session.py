@@ -124,7 +124,7 @@ class SmtpSession:
         self.wants = "command"  # or "line" (a SASL response) or "data" (the message)
         self.refused_greeting = False  # a fault refused the session with 554: only QUIT works
         self._sasl: sasl.Mechanism | None = None
-        self._oauth_failed = False
+        self._oauth_failed = ""  # the mechanism whose error challenge awaits the client's answer
         self.notes: list[str] = []  # for the wire record (the server moves them there)
 
     @property
@@ -268,8 +268,15 @@ class SmtpSession:
         """A SASL response line (CRLF included or not)."""
         data = data.strip()
         mech, self._sasl, self.wants = self._sasl, None, "command"
-        if self._oauth_failed:  # the client acknowledged the XOAUTH2 error challenge
-            self._oauth_failed = False
+        if self._oauth_failed:  # the client answered the XOAUTH2/OAUTHBEARER error challenge
+            failed, self._oauth_failed = self._oauth_failed, ""
+            if failed == "OAUTHBEARER":  # RFC 7628 §3.2.2: ^A, or a SASL abort
+                if data == b"*":
+                    self.auth_failures += 1
+                    return [self._text("501 5.7.0 Authentication aborted")]
+                if data != base64.b64encode(sasl.OAUTHBEARER_ACK):
+                    self.notes.append("OAUTHBEARER: the client answered the error challenge with something "
+                                      "other than ^A (RFC 7628 §3.2.2)")
             return self._failed(AuthResult.INVALID)
         if data == b"*":
             return [self._text("501 5.7.0 Authentication aborted")]
@@ -290,14 +297,14 @@ class SmtpSession:
             self._sasl = mech
             self.wants = "line"
             return [self._challenge(out)]
-        return self._finish(out)
+        return self._finish(out, mech.name)
 
     def _failed_syntax(self, text: str) -> list:
         self.auth_failures += 1
         return self._error(text)
 
-    def _finish(self, creds: sasl.Credentials) -> list:
-        account = self.store.account(creds.username)
+    def _finish(self, creds: sasl.Credentials, mechanism: str = "") -> list:
+        account = sasl.account_for(self.store, creds)  # OAUTHBEARER without a=: the token's owner
         result = AuthResult.INVALID
         if account is not None:
             if creds.kind == "oauth":
@@ -312,12 +319,14 @@ class SmtpSession:
             return [self._text(text)]
         if creds.kind == "oauth":
             # As Gmail answers a token it does not take (expired or unknown): a 334 with a JSON
-            # error, then, once the client answered it (an empty line), the auth_failed text.
+            # error, then, once the client answered it (an empty line; ^A for OAUTHBEARER, whose
+            # JSON is RFC 7628's), the auth_failed text.
             if result is AuthResult.EXPIRED:
-                self.notes.append(f"XOAUTH2 for {creds.username}: the access token has expired")
-            self._oauth_failed = True
+                self.notes.append(f"{mechanism or 'XOAUTH2'} for {creds.username or account.username}: "
+                                  "the access token has expired")
+            self._oauth_failed = mechanism or "XOAUTH2"
             self.wants = "line"
-            return [self._challenge(OAUTH_ERROR)]
+            return [self._challenge(sasl.OAUTHBEARER_ERROR if mechanism == "OAUTHBEARER" else OAUTH_ERROR)]
         return self._failed(result)
 
     def _failed(self, result: AuthResult) -> list:
@@ -419,7 +428,7 @@ class SmtpSession:
 
     def cancel_line(self) -> None:
         """A fault answered a SASL response instead of the fake: the exchange is over."""
-        self._sasl, self._oauth_failed = None, False
+        self._sasl, self._oauth_failed = None, ""
         if self.wants == "line":
             self.wants = "command"
 
@@ -470,9 +479,9 @@ def describe_command(name: str, line: bytes) -> tuple[str, bool]:
 
 
 def describe_line(line: bytes) -> tuple[str, bool]:
-    """The same for a SASL continuation line: everything but a cancel (``*``) or an empty
-    acknowledgement is a secret."""
+    """The same for a SASL continuation line: everything but a cancel (``*``) or an empty or
+    ^A (``AQ==``, OAUTHBEARER's) acknowledgement is a secret."""
     data = line.strip()
-    if data in (b"", b"*"):
+    if data in (b"", b"*", b"AQ=="):
         return data.decode(), False
     return "***", True
