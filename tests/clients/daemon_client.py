@@ -24,8 +24,10 @@ print(f"started for run {os.environ['MAILCONFORM_RUN']}", flush=True)
 n = 1
 while True:
     if (state / f"trigger-{n}").exists():
-        (maildir / f"synced-{n}").touch()
+        # Say it before the file appears: the harness ends the run when it sees the file, and
+        # the line must already be in the pipe by then to count as this run's output.
         print(f"synced {n}", flush=True)
+        (maildir / f"synced-{n}").touch()
         if "--exit-after-sync" in sys.argv:
             print("giving up", file=sys.stderr, flush=True)
             sys.exit(3)
