@@ -13,6 +13,7 @@ class TwistedSink:
     def __init__(self, transport: Any, reactor: Any) -> None:
         self.transport = transport
         self.reactor = reactor
+        self._tcp_closer: Any = None
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
@@ -23,6 +24,18 @@ class TwistedSink:
         if getattr(self.transport, "producer", None) is not None or getattr(self.transport, "_producer", None):
             self.transport.unregisterProducer()
         self.transport.loseConnection()
+        tcp = innermost(self.transport)
+        if tcp is not self.transport:
+            # Over TLS, Twisted sends close_notify and then keeps the TCP connection open until
+            # the client answers with its own; real servers close it. A client that writes
+            # after the server's BYE instead (curl's LOGOUT) would otherwise wait forever.
+            self._tcp_closer = self.reactor.callLater(TLS_CLOSE_GRACE, _close_tcp, tcp)
+
+    def forget(self) -> None:
+        """The connection is gone: cancel what close() left scheduled."""
+        if self._tcp_closer is not None and self._tcp_closer.active():
+            self._tcp_closer.cancel()
+        self._tcp_closer = None
 
     def abort(self, flush: bool = False) -> None:
         """Reset the connection; with ``flush``, only once what was written reached the socket
@@ -48,6 +61,14 @@ class TwistedSink:
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any:
         return self.reactor.callLater(delay, fn)
+
+
+TLS_CLOSE_GRACE = 1.0  # seconds a client has to answer close_notify before the server closes TCP
+
+
+def _close_tcp(tcp: Any) -> None:
+    if not getattr(tcp, "disconnected", True):
+        tcp.loseConnection()  # what is buffered (close_notify included) goes out first
 
 
 def _unsent(tcp: Any) -> int:

@@ -127,6 +127,9 @@ class OutboundPipe:
         self._closed = True
         self._queue.clear()
         self._cancel_timer()
+        forget = getattr(self.sink, "forget", None)  # a sink's own timers (TwistedSink's TLS close)
+        if forget is not None:
+            forget()
 
     @property
     def ended(self) -> bool:
