@@ -10,6 +10,16 @@ case "$MAILCONFORM_IMAP_SECURITY" in
     starttls) ssl=no;  starttls=yes ;;
     *)        ssl=no;  starttls=no ;;
 esac
+# offlineimap's imaplib2 matches the host against the certificate's commonName and DNS
+# subjectAltNames only, never against IP subjectAltNames: asked for 127.0.0.1 it refuses even
+# a valid certificate. So the loopback address is reached by its name, localhost, with
+# "ipv6 = no" so the name resolves to 127.0.0.1 only (the fakes listen there, not on ::1).
+host=$MAILCONFORM_IMAP_HOST
+ipv6=""
+if [ "$host" = 127.0.0.1 ]; then
+    host=localhost
+    ipv6="ipv6 = no"
+fi
 umask 077
 cat > "$conf" <<CONF
 [general]
@@ -28,7 +38,7 @@ sep = /
 
 [Repository remote]
 type = IMAP
-remotehost = $MAILCONFORM_IMAP_HOST
+remotehost = $host
 remoteport = $MAILCONFORM_IMAP_PORT
 remoteuser = $MAILCONFORM_USERNAME
 remotepass = $MAILCONFORM_PASSWORD
@@ -37,5 +47,6 @@ starttls = $starttls
 sslcacertfile = $MAILCONFORM_CA_FILE
 readonly = True
 maxconnections = 1
+$ipv6
 CONF
 exec offlineimap -o -1 -c "$conf"

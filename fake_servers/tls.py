@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import ipaddress
 import ssl
 import tempfile
 import warnings
@@ -135,6 +136,23 @@ except ImportError:  # Twisted is optional for stdlib-only users of the material
     pass
 
 
+def _common_name(names: tuple[str, ...]) -> str | None:
+    """The subject commonName of a leaf for ``names``: the first DNS name among them.
+
+    Real providers' certificates carry one, and some clients still insist on it (offlineimap's
+    imaplib2 refuses a certificate without a commonName before it looks at the DNS
+    subjectAltNames). RFC 6125 clients ignore it when subjectAltNames are present, so it
+    changes nothing for them. IP addresses stay in the subjectAltName only (a certificate for
+    IP addresses alone has no commonName).
+    """
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return name
+    return None
+
+
 def _split_pem(blob: bytes) -> list[bytes]:
     marker = b"-----END CERTIFICATE-----"
     return [part + marker + b"\n" for part in blob.split(marker) if b"-----BEGIN" in part]
@@ -192,7 +210,7 @@ class TLSMaterial:
             extra = {"not_before": now - datetime.timedelta(days=60), "not_after": now - datetime.timedelta(days=1)}
         if kind is CertKind.WRONG_HOST:
             names = ("wrong-host.invalid",)
-        leaf = issuer.issue_cert(*names, key_type=trustme.KeyType.ECDSA, **extra)
+        leaf = issuer.issue_cert(*names, common_name=_common_name(names), key_type=trustme.KeyType.ECDSA, **extra)
         chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         return ServerCert(kind, chain, leaf.private_key_pem.bytes())
 

@@ -76,12 +76,32 @@ def test_baseline_turns_known_failures_into_xfail_and_stale_entries_into_xpass(t
 
 
 OFFLINEIMAP_EXPECTED = {
-    "imap.tls.cert-expired": "PASS",             # implicit TLS verifies against sslcacertfile
+    # Implicit TLS verifies the certificate both ways: the valid one is accepted and the account
+    # synced (the adapter connects to localhost: imaplib2 matches no IP subjectAltName) ...
+    "persona.generic-dovecot.imap-sync-implicit-tls": "PASS",
+    # ... and bad ones are refused: an expired one by the chain check, another host's by its
+    # commonName/DNS-name check.
+    "imap.tls.cert-expired": "PASS",
+    "imap.tls.cert-wrong-host": "PASS",
     "imap.tls.cert-expired-starttls": "FAIL",    # its STARTTLS path does not verify the certificate
     "imap.tls.no-starttls": "FAIL",              # starttls = yes falls back to plaintext
     "imap.tls.logindisabled": "PASS",
     "imap.uidvalidity.changed": "NON-STRICT",    # stops the folder with "UID validity problem"
 }
+
+
+def hung_after_starttls(result: dict) -> bool:
+    """offlineimap's STARTTLS race (docs/clients.md): in some runs it never sends a command after
+    the STARTTLS handshake and is killed at the deadline. A connection whose transcript ends at
+    that handshake, and a kill, are its signature."""
+    if "killed at the deadline" not in result["client_output"]:
+        return False
+    for block in result["transcript"].split("\n\n"):
+        lines = block.strip().splitlines()
+        if (lines and lines[-1].startswith("-- TLS established")
+                and any(line.startswith("C: ") and line.endswith(" STARTTLS") for line in lines)):
+            return True
+    return False
 
 
 @pytest.mark.skipif(shutil.which("offlineimap") is None, reason="offlineimap not installed (Debian: offlineimap3)")
@@ -90,29 +110,37 @@ def test_offlineimap_gets_the_verdicts_its_behaviour_deserves(tmp_path):
     for scenario in OFFLINEIMAP_EXPECTED:
         args += ["--scenario", scenario]
     code, report, err = run(tmp_path, *args)
-    assert verdicts(report) == OFFLINEIMAP_EXPECTED, err
+    by_id = {r["id"]: r for r in report["results"]}
+    # A STARTTLS scenario that met the race is FAIL for a reason the pins are not about.
+    raced = {i for i, r in by_id.items() if r["verdict"] != OFFLINEIMAP_EXPECTED[i] and hung_after_starttls(r)}
+    assert not raced & {"persona.generic-dovecot.imap-sync-implicit-tls", "imap.tls.cert-expired",
+                        "imap.tls.cert-wrong-host"}
+    assert {i: v for i, v in verdicts(report).items() if i not in raced} == \
+        {i: v for i, v in OFFLINEIMAP_EXPECTED.items() if i not in raced}, err
     assert code == 1
+    assert "Establishing connection to localhost:" in by_id["imap.tls.cert-wrong-host"]["client_output"]
+    assert "no matching domain name found in certificate" in by_id["imap.tls.cert-wrong-host"]["client_output"]
+    assert "certificate has expired" in by_id["imap.tls.cert-expired"]["client_output"]
 
 
 CURL_EXPECTED = {
-    "imap.tls.no-starttls": "PASS",          # --ssl-reqd refuses plaintext
-    "imap.tls.cert-wrong-host": "PASS",
+    "imap.tls.no-starttls": "PASS",              # --ssl-reqd refuses plaintext
+    "imap.tls.cert-wrong-host": "PASS",          # implicit TLS: 127.0.0.1 is checked against the certificate
+    "imap.tls.cert-untrusted-starttls": "PASS",  # the STARTTLS path verifies too
     "imap.auth.non-ascii-username": "PASS",
-    "imap.uidvalidity.changed": "FAIL",      # the script keys files by UID
+    "imap.uidvalidity.changed": "FAIL",          # the script keys files by UID
+    "imap.tls.logindisabled": "FAIL",            # INBOX only: the account's Sent folder is never synced
 }
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl_script_gets_the_verdicts_its_behaviour_deserves(tmp_path):
-    args = ["--client", "sh clients/curl-sync.sh", "--scenarios-dir", str(tmp_path / "scenarios")]
-    # curl syncs INBOX only: run the scenarios on an INBOX-only account.
-    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
-    for path in (tmp_path / "scenarios").rglob("*.toml"):
-        path.write_text(path.read_text().replace('{"name": "Sent"', '{"name": "Sent-unused"'))
+    args = ["--client", "sh clients/curl-sync.sh", "-j", "2"]
     for scenario in CURL_EXPECTED:
         args += ["--scenario", scenario]
     code, report, err = run(tmp_path, *args)
     assert verdicts(report) == CURL_EXPECTED, err
+    assert code == 1
 
 
 def test_reports_never_show_a_password_the_client_printed(tmp_path):

@@ -135,6 +135,54 @@ def test_certificates_are_issued_once_per_kind(material):
     assert material.server_cert(CertKind.EXPIRED) is not material.server_cert(CertKind.VALID)
 
 
+def _leaf(cert):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(cert.chain_pem)
+
+
+def _names(leaf) -> tuple[list[str], list[str]]:
+    """(subject commonNames, subjectAltNames as ``DNS:…`` / ``IP:…``) of a leaf."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cns = [attr.value for attr in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    sans = [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)]
+    sans += [f"IP:{ipaddress.ip_address(a)}" for a in san.get_values_for_type(x509.IPAddress)]
+    return cns, sans
+
+
+@pytest.mark.parametrize("kind", [CertKind.VALID, CertKind.EXPIRED, CertKind.UNTRUSTED])
+def test_every_leaf_has_a_dns_common_name_and_the_same_subject_alt_names(material, kind):
+    """A commonName as real providers' certificates have (offlineimap refuses a certificate
+    without one), the first DNS name, never an IP address; the subjectAltNames, which RFC 6125
+    clients match, stay exactly the names asked for."""
+    cns, sans = _names(_leaf(material.server_cert(kind)))
+    assert cns == ["localhost"]
+    assert sans == ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+
+    cns, sans = _names(_leaf(material.server_cert(kind, hostnames=["127.0.0.1", "imap.example.test", "mail.example.test"])))
+    assert cns == ["imap.example.test"]
+    assert sans == ["DNS:imap.example.test", "DNS:mail.example.test", "IP:127.0.0.1"]
+
+    cns, sans = _names(_leaf(material.server_cert_for_names(["autodiscover.example.test"], kind)))
+    assert cns == ["autodiscover.example.test"]
+    assert sans == ["DNS:autodiscover.example.test", "DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+
+
+def test_the_wrong_host_leaf_names_its_wrong_host(material):
+    cns, sans = _names(_leaf(material.server_cert(CertKind.WRONG_HOST)))
+    assert cns == ["wrong-host.invalid"] and sans == ["DNS:wrong-host.invalid"]
+
+
+def test_a_leaf_for_ip_addresses_alone_has_no_common_name(material):
+    cns, sans = _names(_leaf(material.server_cert(hostnames=["127.0.0.1", "::1"])))
+    assert cns == [] and sans == ["IP:127.0.0.1", "IP:::1"]
+
+
 def test_stdlib_server_context_serves_the_same_certificates(material):
     """``ServerCert.ssl_context`` (for asyncio servers such as aiosmtpd) verifies the same way."""
     for kind, expected in [(CertKind.VALID, None), *REJECTIONS.items()]:
