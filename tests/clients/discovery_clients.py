@@ -12,8 +12,11 @@ take; the entry points at the end are the clients the tests and scenario runs us
 from __future__ import annotations
 
 import base64
+import email
+import email.utils
 import imaplib
 import json
+import smtplib
 import socket
 import ssl
 import urllib.error
@@ -296,6 +299,31 @@ def discover_and_sync(ctx, habits: Habits = Habits()) -> None:
         raise DiscoveryFailed(f"authentication failed at the discovered server {imap.host}:{imap.port}: "
                               f"{exc}") from None
     sync_inbox(ctx, client)
+    smtp = servers.get("smtp")
+    if smtp is not None and not (habits.guess_host or habits.use_port):
+        send_outbox(ctx, smtp)
+
+
+def send_outbox(ctx, server: Server) -> None:
+    """Submits every outbox file to the discovered SMTP server, removing each once accepted."""
+    files = sorted(Path(ctx.outbox).glob("*.eml")) if ctx.outbox else []
+    if not files:
+        return
+    tls = ssl.create_default_context(cafile=str(ctx.ca_file))
+    if server.security == "ssl":
+        client = smtplib.SMTP_SSL(server.host, server.port, context=tls, timeout=TIMEOUT * 2)
+    else:
+        client = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT * 2)
+        if server.security == "starttls":
+            client.starttls(context=tls)
+    with client:
+        client.login(server.login or ctx.username, ctx.password)
+        for path in files:
+            message = email.message_from_bytes(path.read_bytes())
+            recipients = [address for _, address in
+                          email.utils.getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
+            client.sendmail(email.utils.parseaddr(message["From"])[1], recipients, path.read_bytes())
+            path.unlink()
 
 
 # -- OAuth -----------------------------------------------------------------------------------------
