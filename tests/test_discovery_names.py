@@ -64,6 +64,15 @@ def test_socket_is_restored_on_exit_and_on_error():
     assert (socket.getaddrinfo, socket.gethostbyname, socket.gethostbyname_ex) == originals
 
 
+def test_nested_blocks_both_record_the_lookups():
+    with resolve_to_fakes(MAP) as outer:
+        with resolve_to_fakes({("other.test", 443): ("127.0.0.1", 1)}) as inner:
+            socket.getaddrinfo("other.test", 443)
+        socket.getaddrinfo("autodiscover.example.test", 443)
+    assert inner.looked_up == [("other.test", 443)]
+    assert outer.looked_up == [("other.test", 443), ("autodiscover.example.test", 443)]
+
+
 def test_one_client_run_in_another_thread():
     """The harness runs a python client in a worker thread; the patch is process-wide."""
     seen = []
