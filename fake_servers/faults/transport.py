@@ -122,6 +122,30 @@ class OutboundPipe:
         self._limit = nbytes
         self._limit_then = then
 
+    def apply(self, action: Any) -> bool:
+        """Carry out a fault rule's transport action (``reset``, ``stall``, ``delay``, ``latency``,
+        ``bandwidth``, ``slice``, ``truncate``) on this pipe; False for any other action, which is
+        the protocol's to handle."""
+        name = action.name
+        if name == "reset":
+            self.reset()
+        elif name == "stall":
+            self.stall()
+        elif name == "delay":
+            self.pause(float(action.get("seconds", 0)))
+        elif name == "latency":
+            self.shaping.latency = float(action.get("seconds", 0))
+            self.shaping.jitter = float(action.get("jitter", 0))
+        elif name == "bandwidth":
+            self.shaping.bytes_per_second = int(action.get("bytes_per_second"))
+        elif name == "slice":
+            self.shaping.slice_size = int(action.get("size", 1))
+        elif name == "truncate":
+            self.truncate_after(int(action.get("after_bytes", 0)), action.get("then", "reset"))
+        else:
+            return False
+        return True
+
     def shutdown(self) -> None:
         """The connection is gone: drop the queue and cancel timers (nothing may leak)."""
         self._closed = True

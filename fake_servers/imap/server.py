@@ -359,21 +359,8 @@ class ImapServerProtocol(Protocol):
                 plan.tail += [bye, Close("fault: bye")]
             elif name == "close":
                 plan.tail.append(Close("fault: close"))
-            elif name == "reset":
-                self.pipe.reset()
-            elif name == "stall":
-                self.pipe.stall()
-            elif name == "delay":
-                self.pipe.pause(float(a.get("seconds", 0)))
-            elif name == "latency":
-                self.pipe.shaping.latency = float(a.get("seconds", 0))
-                self.pipe.shaping.jitter = float(a.get("jitter", 0))
-            elif name == "bandwidth":
-                self.pipe.shaping.bytes_per_second = int(a.get("bytes_per_second"))
-            elif name == "slice":
-                self.pipe.shaping.slice_size = int(a.get("size", 1))
-            elif name == "truncate":
-                self.pipe.truncate_after(int(a.get("after_bytes", 0)), a.get("then", "reset"))
+            elif self.pipe.apply(a):  # reset, stall, delay, latency, bandwidth, slice, truncate
+                pass
             else:
                 state_actions.apply(a, self.factory.store, self.session.account, self.factory.provider_configs)
             if name in HALTING:

@@ -62,21 +62,8 @@ def apply(actions: Iterable[tuple], pipe: OutboundPipe, *, configs: Iterable[Smt
             plan.tail.append(Close("fault: bye"))
         elif name == "close":
             plan.tail.append(Close("fault: close"))
-        elif name == "reset":
-            pipe.reset()
-        elif name == "stall":
-            pipe.stall()
-        elif name == "delay":
-            pipe.pause(float(a.get("seconds", 0)))
-        elif name == "latency":
-            pipe.shaping.latency = float(a.get("seconds", 0))
-            pipe.shaping.jitter = float(a.get("jitter", 0))
-        elif name == "bandwidth":
-            pipe.shaping.bytes_per_second = int(a.get("bytes_per_second"))
-        elif name == "slice":
-            pipe.shaping.slice_size = int(a.get("size", 1))
-        elif name == "truncate":
-            pipe.truncate_after(int(a.get("after_bytes", 0)), a.get("then", "reset"))
+        elif pipe.apply(a):  # reset, stall, delay, latency, bandwidth, slice, truncate
+            pass
         elif name == "capabilities":  # EHLO extension lines, on both ports from now on
             change_capabilities(a, configs)
         else:  # uidvalidity, expunge, new_mail: the mail store, as the IMAP fake does them
