@@ -30,6 +30,7 @@ from harness.outcome import Outcome
 from harness.verdicts import Verdict, combine
 
 from .conftest import PASSWORD, USER, sample_message
+from .judging import judge
 from .netutil import RawClient, client_context, imaps, plain_client, tagged_status
 
 WAIT = 5.0
@@ -64,13 +65,6 @@ def observe(tmp_path):
             server_after_run=server, secrets=(PASSWORD.encode(),) if secrets is None else secrets)
 
     return make
-
-
-def judge(name: str, obs: Observation, params: dict | None = None, level: str = "MUST"):
-    result = checks.run(name, obs, level, params or {})
-    assert result.error is None, result.error
-    assert result.check == name
-    return result
 
 
 def failing(result):

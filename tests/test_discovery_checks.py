@@ -25,7 +25,6 @@ import pytest
 from fake_servers import FakeProvider
 from fake_servers.discovery import discovery_config, resolve_to_fakes
 from fake_servers.imap.config import ImapConfig
-from harness import checks
 from harness.adapters.context import ClientContext
 from harness.adapters.python import PythonAdapter
 from harness.discovery import exchanges, facts_of, followed
@@ -37,6 +36,7 @@ from harness.verdicts import Verdict
 
 from .clients import discovery_clients as clients
 from .conftest import PASSWORD, USER, populate
+from .judging import judge
 
 WAIT = 5.0
 CLIENTS = "tests.clients.discovery_clients"
@@ -105,13 +105,6 @@ def observe(provider, tmp_path, outcomes) -> Observation:
     return Observation(scenario=SimpleNamespace(id="test.discovery", client=SimpleNamespace(imap_security="tls")),
                        wire=provider.wire, outcomes=outcomes, maildir=tmp_path / "Maildir", outbox=tmp_path / "outbox",
                        username=USER, password=PASSWORD, secrets=(PASSWORD.encode(),), discovery=facts_of(provider))
-
-
-def judge(name: str, obs: Observation, params: dict | None = None, level: str = "MUST"):
-    result = checks.run(name, obs, level, params or {})
-    assert result.error is None, result.error
-    assert result.check == name
-    return result
 
 
 def failing(result):

@@ -35,6 +35,7 @@ from harness.verdicts import Verdict
 
 from .clients import smtp_outbox
 from .conftest import PASSWORD, USER
+from .judging import judge
 
 WAIT = 5.0
 SCENARIO = "test.smtp"
@@ -107,13 +108,6 @@ def smtp_provider(make_provider):
         return make_provider(smtp=SmtpConfig(**smtp), faults=list(faults), cert=cert)
 
     return make
-
-
-def judge(name: str, obs: Observation, params: dict | None = None, level: str = "MUST"):
-    result = checks.run(name, obs, level, params or {})
-    assert result.error is None, result.error
-    assert result.check == name
-    return result
 
 
 def failing(result):
