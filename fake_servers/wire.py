@@ -100,9 +100,10 @@ class ConnectionRecord:
     def tls(self) -> bool:
         return self.tls_at is not None
 
-    def received(self, data: bytes) -> None:
+    def received(self, data: bytes, at: float | None = None) -> None:
+        """Bytes from the client, which arrived at ``at`` (time.monotonic(); now by default)."""
         self.bytes_received += len(data)
-        self.chunks.append(Chunk(time.monotonic(), CLIENT, data, self.tls))
+        self.chunks.append(Chunk(time.monotonic() if at is None else at, CLIENT, data, self.tls_at is not None))
 
     def sent(self, data: bytes) -> None:
         self.bytes_sent += len(data)

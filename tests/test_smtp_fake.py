@@ -1014,7 +1014,7 @@ def test_the_protocol_sets_every_attribute_aiosmtpd_sets(provider):
     assert theirs - ours <= {"_strong_reader", "_source_traceback"}
 
 
-def test_the_command_loop_answers_in_the_turn_that_read_and_holds_input_while_it_waits(provider):
+def test_commands_are_answered_in_the_turn_that_read_them_and_input_is_held_during_a_handshake(provider):
     from fake_servers.smtp.server import SmtpServerProtocol
 
     server = provider._smtp_servers["smtp"]
@@ -1029,7 +1029,7 @@ def test_the_command_loop_answers_in_the_turn_that_read_and_holds_input_while_it
         ehlo = transport.take()
         proto.data_received(b"OP\r\n")
         noop = transport.take()
-        # something the loop awaits (as it awaits a TLS handshake): input is held, then paused
+        # a STARTTLS handshake under way: input is held, then reading paused
         waiter = state["waiter"] = server.loop.create_future()
         proto._tls_waiter = waiter
         proto.data_received(b"NOOP\r\n")
@@ -1040,8 +1040,8 @@ def test_the_command_loop_answers_in_the_turn_that_read_and_holds_input_while_it
     greeting, ehlo, noop, before, held, paused = provider.call(start)
     assert greeting.startswith(b"220 ") and ehlo.startswith(b"250-smtp.example.test\r\n")
     assert noop == b"250 2.0.0 OK\r\n"
-    assert before == b"250 2.0.0 OK\r\n" and held == b"" and paused == 1
-    provider.call(lambda: state["waiter"].set_result(True))  # the loop goes on with what it holds
+    assert before == b"" and held == b"" and paused == 1
+    provider.call(lambda: state["waiter"].set_result(True))  # the pump goes on with what it holds
 
     def finish():
         proto = state["proto"]
@@ -1049,17 +1049,17 @@ def test_the_command_loop_answers_in_the_turn_that_read_and_holds_input_while_it
         resumed = transport.resumed
         proto.eof_received()
         proto.connection_lost(None)
-        return answered, resumed, proto._loop_coro, proto.pipe.sink.proto
+        return answered, resumed, proto._phase, proto.pipe.sink.proto
 
-    answered, resumed, loop, sink_proto = provider.call(finish)
-    assert answered == b"250 2.0.0 OK\r\n" * 12000 and resumed == 1
-    assert loop is None and sink_proto is None  # ended, and its reference cycle undone
+    answered, resumed, phase, sink_proto = provider.call(finish)
+    assert answered == b"250 2.0.0 OK\r\n" * 12001 and resumed == 1
+    assert phase == "done" and sink_proto is None  # ended, and its reference cycle undone
     (conn,) = smtp_connections(provider)
     assert names(conn)[:3] == ["EHLO", "NOOP", "NOOP"] and len(conn.commands) == 12003
     assert conn.bytes_received == len(b"EHLO client.test\r\nNOOP\r\n") + 6 * 12001
 
 
-def test_a_connection_lost_while_the_loop_waits_ends_it(provider):
+def test_a_connection_lost_during_a_handshake_ends_it(provider):
     from fake_servers.smtp.server import SmtpServerProtocol
 
     server = provider._smtp_servers["smtp"]
@@ -1070,12 +1070,12 @@ def test_a_connection_lost_while_the_loop_waits_ends_it(provider):
         proto.connection_made(transport)
         waiter = proto._tls_waiter = server.loop.create_future()
         proto.data_received(b"EHLO client.test\r\n")
-        waiting = proto._awaiting is waiter
+        held = bytes(proto.input.buffer)
         proto.connection_lost(ConnectionResetError("reset by peer"))
-        return waiting, proto._loop_coro, waiter.done(), proto in server.connections
+        return held, proto._phase, waiter.done(), proto in server.connections
 
-    waiting, loop, settled, listed = provider.call(run)
-    assert waiting and loop is None and settled and not listed
+    held, phase, settled, listed = provider.call(run)
+    assert held == b"EHLO client.test\r\n" and phase == "done" and settled and not listed
     (conn,) = smtp_connections(provider)
     assert conn.close_reason == "reset by peer"
 

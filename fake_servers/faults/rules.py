@@ -325,18 +325,18 @@ class FaultEngine:
         self._seen: dict[int, int] = {}
         self._fired: dict[int, int] = {}
         self.firings: list[Firing] = []
-        self._events = {rule.on for rule in self.rules}
+        self.events = {rule.on for rule in self.rules}  # what some rule acts on (read on hot paths)
 
     def add(self, rule: Rule) -> None:
         self.rules.append(rule)
-        self._events.add(rule.on)
+        self.events.add(rule.on)
 
     def wants(self, event: str) -> bool:
         """Cheap test so the hot path skips building a context when no rule listens."""
-        return event in self._events
+        return event in self.events
 
     def decide(self, event: str, ctx: Mapping[str, Any]) -> list[tuple[Rule, Action]]:
-        if event not in self._events:
+        if event not in self.events:
             return []
         chosen: list[tuple[Rule, Action]] = []
         for index, rule in enumerate(self.rules):

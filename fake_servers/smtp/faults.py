@@ -33,7 +33,7 @@ class Plan:
     halted: bool = False  # bye/close/reset/stall: the command is not executed
 
     def extend(self, other: "Plan") -> "Plan":
-        return Plan(self.before + other.before, self.after + other.after, self.tail + other.tail,
+        return Plan([*self.before, *other.before], [*self.after, *other.after], [*self.tail, *other.tail],
                     other.reply or self.reply, self.halted or other.halted)
 
     def around(self, outputs: list) -> list:
@@ -41,8 +41,12 @@ class Plan:
         if self.after:
             index = final_index(outputs)
             cut = len(outputs) if index is None else index + 1
-            outputs = outputs[:cut] + self.after + outputs[cut:]
-        return self.before + outputs + self.tail
+            outputs = [*outputs[:cut], *self.after, *outputs[cut:]]
+        return [*self.before, *outputs, *self.tail]
+
+
+# What an event no rule acted on adds: nothing (shared, so its parts are tuples: never changed)
+NO_PLAN = Plan((), (), ())  # type: ignore[arg-type]
 
 
 def apply(actions: Iterable[tuple], pipe: OutboundPipe, *, configs: Iterable[SmtpConfig], store: MailStore,

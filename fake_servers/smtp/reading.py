@@ -8,13 +8,12 @@ does not: SMTP smuggling), keeping at most ``cap`` bytes of it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Awaitable
 
 MAX_COMMAND_LINE = 12288 + 2  # RFC 4954 section 4: an AUTH line may be this long
 ENDLESS_LINE = 64 * 1024  # a line longer than this without CRLF ends the connection
 HEAD = 1024  # what the wire record keeps of an over-long line
+TERMINATOR = b"\r\n.\r\n"
 
 
 @dataclass
@@ -43,98 +42,137 @@ class Message:
 
 
 class Input:
-    """The client's bytes not read yet: the connection feeds them in, the command loop reads.
+    """The client's bytes not read yet, cut into command lines and messages.
 
-    ``more`` is what the loop awaits when it needs bytes that have not come yet; whoever
-    drives the loop resumes it once :meth:`feed` or :meth:`end` was called.
+    No I/O and no waiting: the connection feeds bytes in (:meth:`feed`, :meth:`end`) and
+    the server takes what is complete (:meth:`line`, :meth:`message`), which return None
+    until it is. A message is taken in pieces as they come, so the buffer never holds
+    more than one read of it.
     """
 
-    def __init__(self, more: Awaitable[None]) -> None:
-        self._more = more
+    def __init__(self) -> None:
         self.buffer = bytearray()
         self.ended = False  # the end of the stream came (after what is in the buffer)
-        self.fed = 0  # bytes fed in so far
-        self.began: float | None = None  # when the first byte of what is being read arrived
+        self.began = 0.0  # when the first byte of the line or message taken last arrived
+        self.fed_at = 0.0  # when the last bytes were fed in
         self.message_bytes = 0  # bytes of the message being read so far
+        self._next_began = 0.0  # when the first byte of what is read next arrived
+        self._scanned = 0  # bytes of the buffer already searched for a line end
+        self._dropped = 0  # bytes of an over-long line thrown away so far ...
+        self._head = b""  # ... and its first HEAD bytes
+        self._message: _Partial | None = None
 
-    def feed(self, data: bytes) -> None:
-        if not self.buffer:
-            self.began = time.monotonic()
+    def feed(self, data: bytes, at: float) -> None:
+        """Bytes that arrived at ``at`` (time.monotonic())."""
+        if not self.buffer and not self.message_bytes and not self._dropped:
+            self._next_began = at
         self.buffer += data
-        self.fed += len(data)
+        self.fed_at = at
 
     def end(self) -> None:
         self.ended = True
 
-    def take_began(self) -> float:
-        began, self.began = self.began, None
-        return began or time.monotonic()
+    def clear(self) -> None:
+        """Throw away everything not read yet (the connection is ending)."""
+        self.buffer.clear()
+        self._scanned = self._dropped = 0
+        self._head = b""
 
-    async def fill(self) -> bool:
-        """Wait for bytes beyond those in the buffer now; False at the end of the stream."""
-        fed = self.fed
-        while self.fed == fed:
-            if self.ended:
-                return False
-            await self._more
-        return True
-
-    async def line(self) -> bytes | TooLong | None:
-        """One line (LF or CRLF ended); None at the end of the stream."""
+    def line(self) -> bytes | TooLong | None:
+        """The next line (LF or CRLF ended), or None until one is complete."""
         buf = self.buffer
-        start, dropped, head = 0, 0, b""
-        if buf and self.began is None:
-            self.began = time.monotonic()
-        while True:
-            end = buf.find(b"\n", start)
-            if end >= 0:
-                if dropped or end + 1 > MAX_COMMAND_LINE:
-                    head = head or bytes(buf[:HEAD])
-                    del buf[: end + 1]
-                    return TooLong(dropped + end + 1, head)
-                line = bytes(buf[: end + 1])
-                del buf[: end + 1]
-                return line
-            if len(buf) > MAX_COMMAND_LINE:
-                head = head or bytes(buf[:HEAD])
-                dropped += len(buf)
-                buf.clear()
-                if dropped > ENDLESS_LINE:
-                    return TooLong(dropped, head, endless=True)
-            start = len(buf)
-            if not await self.fill():
-                return None
+        end = buf.find(b"\n", self._scanned)
+        if end < 0 or self._dropped or end >= MAX_COMMAND_LINE:
+            return self._long_line(end)
+        line = bytes(buf[: end + 1])
+        del buf[: end + 1]
+        self._scanned = 0
+        self.began = self._next_began
+        if buf:
+            self._next_began = self.fed_at  # what follows came with the last read (pipelining)
+        return line
 
-    async def message(self, cap: int) -> Message | None:
-        """Bytes up to and including the CRLF "." CRLF that ends DATA; None at the end of the stream."""
-        kept, total, overflow = bytearray(), 0, False
-        self.message_bytes = 0
-        tail = b"\r\n"  # the CRLF that ended the DATA command begins the first terminator
-        self.began = time.monotonic() if self.buffer else None
-        while True:
-            if not self.buffer and not await self.fill():
-                return None
-            chunk = bytes(self.buffer)
-            self.buffer.clear()
-            window = tail + chunk
-            found = window.find(b"\r\n.\r\n")
+    def _long_line(self, end: int) -> TooLong | None:
+        buf = self.buffer
+        if end >= 0:  # the end of a line too long to keep
+            head = self._head or bytes(buf[:HEAD])
+            size = self._dropped + end + 1
+            del buf[: end + 1]
+            self._scanned, self._dropped, self._head = 0, 0, b""
+            self.began = self._next_began
+            if buf:
+                self._next_began = self.fed_at
+            return TooLong(size, head)
+        if len(buf) > MAX_COMMAND_LINE:
+            self._head = self._head or bytes(buf[:HEAD])
+            self._dropped += len(buf)
+            buf.clear()
+            if self._dropped > ENDLESS_LINE:
+                size, head = self._dropped, self._head
+                self._scanned, self._dropped, self._head = 0, 0, b""
+                self.began = self._next_began
+                return TooLong(size, head, endless=True)
+        self._scanned = len(buf)
+        return None
+
+    def message(self, cap: int) -> Message | None:
+        """The message after DATA, up to and including the CRLF "." CRLF that ends it, keeping
+        at most ``cap`` bytes of it; None until the final dot came."""
+        partial = self._message
+        if partial is None:
+            partial = self._message = _Partial()
+            self.message_bytes = 0
+        buf = self.buffer
+        if not buf:
+            return None
+        end = -1
+        tail = partial.tail
+        if tail:  # a terminator across the previous read and this one
+            found = (tail + bytes(buf[:4])).find(TERMINATOR)
             if found >= 0:
                 end = found + 5 - len(tail)
-                piece = chunk[:end]
-                self.buffer += chunk[end:]  # pipelined commands after the dot
-            else:
-                piece = chunk
-                tail = window[-4:]
-            total += len(piece)
-            self.message_bytes = total
-            if not overflow:
-                if len(kept) + len(piece) > cap:
-                    overflow = True
-                    kept += piece[: max(0, cap - len(kept))]
-                else:
-                    kept += piece
+        if end < 0:
+            found = buf.find(TERMINATOR)
             if found >= 0:
-                return Message(bytes(kept), total, overflow)
+                end = found + 5
+        size = len(buf) if end < 0 else end
+        if not partial.received:
+            partial.began = self._next_began
+        partial.received += size
+        self.message_bytes = partial.received
+        kept = partial.kept
+        if not partial.overflow:
+            if len(kept) + size > cap:
+                partial.overflow = True
+                kept += buf[: max(0, cap - len(kept))]
+            elif end >= 0 and not kept:  # the whole message in one read
+                kept = bytes(buf[:size])
+            else:
+                kept += buf[:size]
+        if end < 0:
+            partial.tail = (tail + bytes(buf[-4:]))[-4:]
+            buf.clear()
+            return None
+        del buf[:size]
+        self._message = None
+        self.message_bytes = 0
+        self.began = partial.began
+        if buf:
+            self._next_began = self.fed_at
+        return Message(bytes(kept), partial.received, partial.overflow)
+
+
+class _Partial:
+    """A message being read."""
+
+    __slots__ = ("kept", "received", "overflow", "tail", "began")
+
+    def __init__(self) -> None:
+        self.kept = bytearray()
+        self.received = 0
+        self.began = 0.0
+        self.overflow = False
+        self.tail = b"\r\n"  # the CRLF that ended the DATA command begins the first terminator
 
 
 def split_handshake(data: bytes) -> tuple[bytes, bytes]:

@@ -20,7 +20,8 @@ import asyncio
 import logging
 import ssl
 import time
-from typing import Callable, Coroutine
+from functools import partial
+from typing import Callable
 
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import __ident__ as AIOSMTPD_IDENT
@@ -31,11 +32,12 @@ from ..mailstore import MailStore
 from ..wire import CommandRecord, ResponseRecord, WireLog
 from . import faults as fault_actions
 from .config import SmtpConfig
-from .faults import Plan, fault_reply, final_index
+from .faults import NO_PLAN, Plan, fault_reply, final_index
 from .policy import SubmissionPolicy
-from .reading import Input, TooLong, split_handshake
+from .reading import Input, Message, TooLong, split_handshake
 from .records import Submission, SubmissionLog
-from .session import Close, Reply, SmtpSession, StartTLS, describe_command, describe_line, split_code, split_command
+from .session import (Close, Reply, SmtpSession, StartTLS, describe_command, describe_line, parse_command,
+                      split_command)
 from .transport import LINGER, AsyncioSink, tls_layer
 
 log = logging.getLogger("mailconform.smtp")
@@ -91,34 +93,26 @@ class SmtpServer:
             self._server = None
 
 
-class _MoreInput:
-    """What the command loop awaits when it needs the client's next bytes; the protocol
-    resumes it from ``data_received`` / ``eof_received`` (see :meth:`SmtpServerProtocol._step`)."""
+class _NoHandlerTask:
+    """Stands where aiosmtpd keeps its handler task, which ``SMTP.connection_lost`` cancels:
+    this protocol has none (see :meth:`SmtpServerProtocol._pump`)."""
 
     __slots__ = ()
 
-    def __await__(self):
-        yield self
-
-
-_MORE = _MoreInput()
-
-
-class _LoopHandle:
-    """Stands for the command loop where aiosmtpd keeps its handler task: ``SMTP.connection_lost``
-    cancels it."""
-
-    __slots__ = ("proto",)
-
-    def __init__(self, proto: "SmtpServerProtocol") -> None:
-        self.proto: SmtpServerProtocol | None = proto  # None once the connection was released
-
     def cancel(self) -> None:
-        if self.proto is not None:
-            self.proto._cancel_loop()
+        pass
 
     def done(self) -> bool:
-        return self.proto is None or self.proto._loop_coro is None
+        return True
+
+
+_NO_HANDLER_TASK = _NoHandlerTask()
+
+# What the connection is doing with the client's input (SmtpServerProtocol._phase)
+OPENING = "opening"  # nothing read yet: the greeting (after an implicit-TLS handshake) is not out
+COMMANDS = "commands"  # commands and messages are read and answered
+DRAINING = "draining"  # the session is over: input is read (so recorded) and thrown away
+DONE = "done"  # nothing more is read
 
 
 class SmtpServerProtocol(SMTP):
@@ -126,17 +120,17 @@ class SmtpServerProtocol(SMTP):
 
     What aiosmtpd's ``SMTP`` gives here: the protocol's base (an asyncio
     ``StreamReaderProtocol``), the end of its life (``connection_lost`` logs it, stops the
-    idle timer and the command loop, and settles the stream protocol's state) and the idle
-    timeout (``_timeout_cb`` closes the connection after ``_timeout_duration`` seconds of
-    silence; armed here by :meth:`_reset_timeout`). Its command loop, handler hooks, AUTH,
-    STARTTLS and stream reader are not used: every line must be recorded as it arrived and
-    offered to the fault rules first, so :meth:`_handle_client` is this class's own loop.
+    idle timer and settles the stream protocol's state) and the idle timeout
+    (``_timeout_cb`` closes the connection after ``_timeout_duration`` seconds of silence;
+    armed here by :meth:`_arm_idle_timer`). Its command loop, handler hooks, AUTH, STARTTLS
+    and stream reader are not used: every line must be recorded as it arrived and offered
+    to the fault rules first, so the reading is this class's own.
 
-    The loop is a coroutine driven here rather than by an asyncio task: it waits for input
-    by awaiting ``_MORE``, and ``data_received`` resumes it at once, so a command is
-    answered in the turn of the event loop that read it (a task and a stream reader would
-    add a wake-up, a scheduled callback and a copy per command). It awaits futures too (the
-    TLS handshake), resumed by their done callbacks as a task would be.
+    There is no task per connection: ``data_received`` feeds the bytes to the
+    :class:`Input` and :meth:`_pump` answers every command and message complete in it, in
+    the turn of the event loop that read them (a task and a stream reader would add a
+    wake-up, a scheduled callback and a copy per command). The pump stops while a STARTTLS
+    handshake runs; the handshake's end starts it again.
     """
 
     def __init__(self, server: SmtpServer) -> None:
@@ -155,21 +149,19 @@ class SmtpServerProtocol(SMTP):
         self.gone: asyncio.Future = server.loop.create_future()
         self.raw_transport: asyncio.Transport | None = None
         self.tls_active = False
-        self.input = Input(_MORE)
+        self.input = Input()
+        self._phase = OPENING
+        self._pumping = False  # _pump is running (a callback it triggers must not re-enter it)
         self._ending = False  # the server decided to end it (close, reset, stall, bye, QUIT)
         self._finished = False
-        self._tls_waiter: asyncio.Future | None = None
+        self._tls_waiter: asyncio.Future | None = None  # settles when a STARTTLS handshake ends
         self._tls_pending = False  # input is held back for the TLS layer about to start
         self._pending = bytearray()
         self.peer_eof = False  # the client shut its write side
         self._linger: asyncio.TimerHandle | None = None
-        self._idle_since = 0.0  # loop time of the last line (see _reset_timeout)
+        self._idle_since = 0.0  # loop time of the last bytes read (see _arm_idle_timer)
         self._idle_limit = IDLE_TIMEOUT
-        # the command loop and what it waits for (see _step)
-        self._loop_coro: Coroutine | None = None
-        self._awaiting: object = None  # _MORE, a future, or None while it runs
-        self._stepping = False
-        self._paused = False  # reading paused: the loop is not taking input (a handshake under way)
+        self._paused = False  # reading paused: input is not being taken (a handshake under way)
 
     # -- connection ------------------------------------------------------------------------
 
@@ -184,90 +176,44 @@ class SmtpServerProtocol(SMTP):
         self._tls_pending = s.implicit_tls  # the first bytes are the client's TLS handshake
         self.pipe = OutboundPipe(AsyncioSink(self), on_write=self.record.sent, seed=s.faults.seed + self.record.id)
         self.machine = SmtpSession(s.store, s.config, s.policy, tls=False, on_submission=self._submitted)
-        # what SMTP.connection_made does, but for the handler task: the loop starts here
+        # what SMTP.connection_made does, but for the handler task: there is none
         self._set_rset_state()
         self.session = self._create_session()
         self.session.peer = peer
-        self._reset_timeout()
+        self._idle_since = self.loop.time()
+        self._arm_idle_timer()
         asyncio.StreamReaderProtocol.connection_made(self, transport)
         self.transport = transport
-        self._handler_coroutine = _LoopHandle(self)  # type: ignore[assignment]
-        self._loop_coro = self._handle_client()
-        self._step()
+        self._handler_coroutine = _NO_HANDLER_TASK  # type: ignore[assignment]
+        self._guarded(self._open)
 
     def data_received(self, data: bytes) -> None:
         if self._tls_pending:
             if len(self._pending) < MAX_PENDING:
                 self._pending += data
             return
-        self.record.received(data)
-        self.input.feed(data)
-        if self._awaiting is _MORE:
-            self._step()
-        elif len(self.input.buffer) > MAX_UNREAD and not self._paused and self.transport is not None:
-            self._paused = True  # the loop is busy elsewhere: hold the client back until it reads
+        now = time.monotonic()  # the loop's clock too (asyncio's loop.time())
+        self._idle_since = now
+        self.record.received(data, now)
+        self.input.feed(data, now)
+        if self._phase is COMMANDS and not self._pumping:
+            self._pump()
+        elif self._phase is DRAINING:
+            self.input.clear()
+        if len(self.input.buffer) > MAX_UNREAD and not self._paused and self.transport is not None:
+            self._paused = True  # input is not being taken: hold the client back until it is
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         # aiosmtpd cancels the session at EOF; here the commands that arrived before it are
-        # still answered (the loop sees the end of the stream and closes).
+        # still answered (then the end of the stream ends the session).
         self.peer_eof = True
         self.input.end()
-        if self._awaiting is _MORE:
-            self._step()
+        if self._phase is COMMANDS and not self._pumping:
+            self._pump()
+        elif self._phase is DRAINING:
+            self._drain()
         return not self.tls_active  # keep a plaintext socket half-open until then
-
-    # -- driving the command loop --------------------------------------------------------------
-
-    def _step(self, _future: asyncio.Future | None = None, *, cancel: bool = False) -> None:
-        """Run the command loop until it waits again: for input (``_MORE``; resumed by
-        ``data_received`` or ``eof_received``) or for a future (resumed by its done callback)."""
-        coro = self._loop_coro
-        if coro is None or self._stepping:
-            return
-        self._stepping = True
-        self._awaiting = None
-        try:
-            while True:
-                try:
-                    awaited = coro.throw(asyncio.CancelledError()) if cancel else coro.send(None)
-                except StopIteration:
-                    self._loop_coro = None
-                    return
-                cancel = False
-                if awaited is _MORE:  # (Input checked that nothing new has come)
-                    self._awaiting = _MORE
-                    if self._paused:
-                        self._paused = False
-                        if self.transport is not None:
-                            self.transport.resume_reading()
-                    return
-                if asyncio.isfuture(awaited):
-                    awaited._asyncio_future_blocking = False  # type: ignore[attr-defined]
-                    self._awaiting = awaited
-                    awaited.add_done_callback(self._step)
-                    return
-                # a bare yield (asyncio.sleep(0)): go on at the next turn, as a task would
-                self._awaiting = awaited
-                self.loop.call_soon(self._step)
-                return
-        except BaseException:
-            self._loop_coro = None
-            raise
-        finally:
-            self._stepping = False
-
-    def _cancel_loop(self) -> None:
-        """The connection is gone: end the command loop where it waits (CancelledError)."""
-        if self._loop_coro is None:
-            return
-        if self._stepping:  # cannot happen (asyncio reports a lost connection in a callback of its own)
-            self.loop.call_soon(self._cancel_loop)
-            return
-        awaited = self._awaiting
-        if asyncio.isfuture(awaited):
-            awaited.remove_done_callback(self._step)
-        self._step(cancel=True)
 
     def connection_lost(self, error: Exception | None) -> None:
         if not self._finished and not self._ending and self.machine.wants == "data":
@@ -292,28 +238,33 @@ class SmtpServerProtocol(SMTP):
         self.record.closed(reason)
         if not self.gone.done():
             self.gone.set_result(None)
-        if self._loop_coro is None:  # the command loop has ended too
+        if not self._pumping:
             self._release()
 
     def _release(self) -> None:
-        """The connection is gone and its command loop has ended: drop the references that
-        make this protocol, its pipe, input and session a cycle, so they are freed at once
+        """The connection is gone: nothing more is read, and the references that make this
+        protocol, its pipe, input and session a cycle are dropped, so they are freed at once
         rather than by the cyclic garbage collector (which walks every object the records
         keep to find them: a tenth of the fake's time on a run of short sessions)."""
+        self._phase = DONE
         self.pipe.sink.proto = None  # the pipe was shut down: it writes nothing more
-        self.input.buffer.clear()
+        self.input.clear()
         self.machine.on_submission = None
-        self._handler_coroutine.proto = None
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        """aiosmtpd's idle timer, re-armed lazily: each line only notes the time, and the one
-        timer of the connection, when it fires early, waits for the rest (a timer per line,
-        armed and cancelled each time, cost more than the line's own work)."""
-        self._idle_since = self.loop.time()
+    def _arm_idle_timer(self, duration: float | None = None) -> None:
+        """aiosmtpd's idle timer, re-armed lazily: each read only notes the time
+        (``_idle_since``), and the one timer of the connection, when it fires early, waits
+        for the rest (a timer per line, armed and cancelled each time, cost more than the
+        line's own work)."""
         if duration is not None:
             self._idle_limit = duration
         if self._timeout_handle is None:
             self._timeout_handle = self.loop.call_at(self._idle_since + self._idle_limit, self._idle_check)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's name for it: the connection is active now."""
+        self._idle_since = self.loop.time()
+        self._arm_idle_timer(duration)
 
     def _idle_check(self) -> None:
         due = self._idle_since + self._idle_limit
@@ -347,54 +298,46 @@ class SmtpServerProtocol(SMTP):
         if self.raw_transport is None:
             self.loop.call_soon(self.finish, "server stopped")
 
-    # -- the command loop --------------------------------------------------------------------
+    # -- opening -----------------------------------------------------------------------------
 
-    async def _handle_client(self) -> None:
-        try:
-            await self._serve()
-        except asyncio.CancelledError:
-            pass  # the connection is gone
-        except Exception:  # a defect in this loop: never fatal to the fake
-            log.exception("SMTP fake failed on connection %s", self.record.id)
-            self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
-            self._ending = True
-            self.pipe.close()
-        if self._finished:
-            self._release()
-
-    async def _serve(self) -> None:
+    def _open(self) -> None:
+        """``connect`` rules, then (implicit TLS) the handshake, then the greeting."""
         connect = self._apply(self._fire("connect"))
         if connect.halted and connect.reply is None and not connect.tail:
-            return await self._drain_input()  # reset or stall: nothing is said
+            return self._drain()  # reset or stall: nothing is said
         if self.server.implicit_tls:
             if connect.halted and connect.reply is None:  # a close at connect: before any handshake
                 self._deliver([], connect)
-                return await self._drain_input()
-            tls = await self._upgrade()  # a refusal at connect is said once TLS is up
-            if tls is None:
-                return
-            if tls.halted:
-                return await self._drain_input()
-        await self._greet(connect)
-        while not self._ending:
-            if self.machine.wants == "data":
-                going = await self._message()
-            else:
-                going = await self._line()
-            if not going:
-                self._ending = True
-                break
-            if self._tls_waiter is not None and not self._ending:
-                ok = await self._tls_waiter
-                self._tls_waiter = None
-                if not ok:
-                    break
-        await self._drain_input()
+                return self._drain()
+            switched = self._switch_to_tls()
+            if switched is None:
+                return self._done()
+            self.loop.create_task(self._implicit_tls(switched, connect))
+            return
+        self._start(connect)
 
-    async def _greet(self, held: Plan) -> None:
+    async def _implicit_tls(self, switched: tuple, connect: Plan) -> None:
+        """The handshake before anything else; a refusal at connect is said once TLS is up."""
+        tls = await self._handshake(*switched)
+        if tls is None:
+            self._guarded(self._done)
+        elif tls.halted:
+            self._guarded(self._drain)
+        else:
+            self._guarded(self._start, connect)
+
+    def _start(self, connect: Plan) -> None:
+        self._greet(connect)
+        if self._ending:
+            return self._drain()
+        self._phase = COMMANDS
+        self._pump()
+
+    def _greet(self, held: Plan) -> None:
         if held.halted:  # bye or close at connect
             outputs = [fault_reply(held.reply, "greeting")] if held.reply else []
             self._deliver(outputs, held)
+            self._ending = True
             return
         plan = held.extend(self._apply(self._fire("greeting")))
         if plan.reply is not None:
@@ -413,77 +356,151 @@ class SmtpServerProtocol(SMTP):
         if plan.halted:
             self._ending = True
 
-    async def _drain_input(self) -> None:
-        """Keep reading (and so recording) what the client sends until it goes away."""
-        self._cancel_tls_pending()
-        self.input.buffer.clear()
-        while not self._finished and await self.input.fill():
-            self.input.buffer.clear()
-        self._end_after_input()
+    # -- the commands ------------------------------------------------------------------------
 
-    async def _line(self) -> bool:
-        line = await self.input.line()
-        if line is None:
-            if self.input.buffer:
-                self.record.note("the client closed the connection in the middle of a line "
-                                 f"({len(self.input.buffer)} bytes)")
-            return False
-        self._reset_timeout()
-        if isinstance(line, TooLong):
-            self._record("(too long)", line.head, f"<line too long: {line.size} bytes>")
-            outputs = self._run(lambda: self.machine._error("500 5.5.2 Error: line too long"))
-            if line.endless:
-                outputs.append(Close("endless line"))
-            self.machine.cancel_line()
-            self._respond("(too long)", outputs, Plan())
-        elif self.machine.wants == "line":
-            self._continuation(line)
+    def _pump(self) -> None:
+        """Answer every command and message complete in the input, in order, until the input
+        runs out, the session ends, or a STARTTLS handshake must finish first."""
+        self._pumping = True
+        try:
+            self._serve_input()
+        except Exception:  # a defect in this loop: never fatal to the fake
+            log.exception("SMTP fake failed on connection %s", self.record.id)
+            self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
+            self._ending = True
+            self.pipe.close()
+        finally:
+            self._pumping = False
+        if self._finished:
+            self._release()
+        elif self._ending:
+            self._drain()
+        elif self._paused and len(self.input.buffer) <= MAX_UNREAD and self._tls_waiter is None:
+            self._paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+
+    def _serve_input(self) -> None:
+        machine, input = self.machine, self.input
+        while not self._ending:
+            waiter = self._tls_waiter
+            if waiter is not None:  # a STARTTLS handshake: the pump goes on once it ended
+                if not waiter.done():
+                    waiter.add_done_callback(self._tls_settled)
+                    return
+                self._tls_waiter = None
+                if not waiter.result():
+                    self._ending = True
+                continue
+            if machine.wants == "data":
+                message = input.message(self._message_cap())
+                if message is None:
+                    if input.ended:
+                        self._vanished_mid_data()
+                        self._ending = True
+                    return
+                self._message(message)
+                continue
+            line = input.line()
+            if line is None:
+                if input.ended:
+                    if input.buffer:
+                        self.record.note("the client closed the connection in the middle of a line "
+                                         f"({len(input.buffer)} bytes)")
+                    self._ending = True
+                return
+            if line.__class__ is bytes:
+                if machine.wants == "line":
+                    self._continuation(line)
+                else:
+                    self._command(line)
+            else:
+                self._too_long(line)
+
+    def _tls_settled(self, _waiter: asyncio.Future) -> None:
+        if self._phase is COMMANDS and not self._pumping:
+            self._pump()
+
+    def _drain(self) -> None:
+        """The session is over: keep reading (and so recording) what the client sends until
+        it goes away, then close once our own output has gone."""
+        if self._phase is DONE:
+            return
+        if self._phase is not DRAINING:
+            self._phase = DRAINING
+            self._cancel_tls_pending()
+            if self._paused and self.transport is not None:
+                self._paused = False
+                self.transport.resume_reading()
+        self.input.clear()
+        if self._finished or self.input.ended:
+            self._done()
+
+    def _done(self) -> None:
+        """Nothing more is read."""
+        self._end_after_input()
+        if self._finished:
+            self._release()
         else:
-            self._command(line)
-        return True
+            self._phase = DONE
+
+    def _guarded(self, step: Callable, *args) -> None:
+        """Run a step of the connection outside the pump; a defect in it is logged and ends
+        the connection, never the fake."""
+        try:
+            step(*args)
+        except Exception:
+            log.exception("SMTP fake failed on connection %s", self.record.id)
+            self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
+            self._ending = True
+            self.pipe.close()
+            self._drain()
+
+    def _message_cap(self) -> int:
+        cap = self.server.config.size_limit
+        return cap + cap // 50 + 64 * 1024 if cap else HARD_MESSAGE_CAP
+
+    def _too_long(self, line: TooLong) -> None:
+        self._record("(too long)", line.head, f"<line too long: {line.size} bytes>")
+        outputs = self._run(self.machine._error, "500 5.5.2 Error: line too long")
+        if line.endless:
+            outputs.append(Close("endless line"))
+        self.machine.cancel_line()
+        self._respond("(too long)", outputs, NO_PLAN)
 
     def _command(self, line: bytes) -> None:
-        split = split_command(line)
-        name = split[0]
-        redacted, credentials = describe_command(name, line)
-        self._record(name, line, redacted, credentials=credentials)
-        plan = self._apply(self._fire("command", command=name))
-        if plan.reply is not None:
-            outputs: list = [fault_reply(plan.reply)]
-        elif plan.halted:
-            outputs = []
+        name, arg, shown, credentials = parse_command(line)
+        self._record(name, line, shown, credentials)
+        if "command" in self.server.faults.events:
+            plan = self._apply(self._fire("command", command=name))
+            if plan.reply is not None:
+                return self._respond(name, [fault_reply(plan.reply)], plan)
+            if plan.halted:
+                return self._respond(name, [], plan)
         else:
-            outputs = self._run(lambda: self.machine.command(line, split))
-        self._respond(name, outputs, plan)
+            plan = NO_PLAN
+        self._respond(name, self._run(self.machine.command, line, (name, arg)), plan)
 
     def _continuation(self, line: bytes) -> None:
         redacted, credentials = describe_line(line)
-        self._record("CONTINUATION", line, redacted, credentials=credentials)
+        self._record("CONTINUATION", line, redacted, credentials)
         plan = self._apply(self._fire("command", command="CONTINUATION"))
         if plan.reply is not None or plan.halted:
             self.machine.cancel_line()
             outputs: list = [fault_reply(plan.reply)] if plan.reply is not None else []
         else:
-            outputs = self._run(lambda: self.machine.line(line))
+            outputs = self._run(self.machine.line, line)
         self._respond("AUTH", outputs, plan)
 
-    async def _message(self) -> bool:
-        """Read the message after DATA up to the final dot, and answer it."""
-        cap = self.server.config.size_limit
-        cap = cap + cap // 50 + 64 * 1024 if cap else HARD_MESSAGE_CAP
-        message = await self.input.message(cap)
-        if message is None:
-            self._vanished_mid_data()
-            return False
-        self._reset_timeout()
-        at = time.monotonic()
+    def _message(self, message: Message) -> None:
+        """Answer the message after DATA (read up to the final dot)."""
+        at = self.input.fed_at  # when the final dot came
         data = message.data
         size = (message.received - 3) if message.overflow else len(data)
-        shown = f"<message, {message.received} bytes>"
         if message.overflow:
             self.record.note(f"message over the size limit: {message.received} bytes received, "
                              f"the first {len(message.kept)} kept")
-        self._record("END-OF-DATA", message.kept, shown, mail_data=True)
+        self._record("END-OF-DATA", message.kept, f"<message, {message.received} bytes>", mail_data=True)
         plan = self._apply(self._fire("command", command="END-OF-DATA"))
         if plan.reply is not None:
             override: str | None = fault_reply(plan.reply).lines[-1]
@@ -491,10 +508,8 @@ class SmtpServerProtocol(SMTP):
             override = ""
         else:
             override = None
-        outputs = self._run(lambda: self.machine.message(data, size=size, oversize=message.overflow, at=at,
-                                                         override=override))
+        outputs = self._run(self.machine.message, data, size, message.overflow, at, override)
         self._respond("END-OF-DATA", outputs, plan)
-        return True
 
     def _vanished_mid_data(self) -> None:
         if self.machine.wants == "data":
@@ -504,9 +519,10 @@ class SmtpServerProtocol(SMTP):
 
     # -- recording ---------------------------------------------------------------------------
 
-    def _record(self, name: str, raw: bytes, redacted: str, *, credentials: bool = False,
+    def _record(self, name: str, raw: bytes, redacted: str, credentials: bool = False,
                 mail_data: bool = False) -> None:
-        self.record.commands.append(CommandRecord(self.input.take_began(), self.tls_active, self.machine.state,
+        """The command just taken from the input, as it arrived."""
+        self.record.commands.append(CommandRecord(self.input.began, self.tls_active, self.machine.state,
                                                   None, name, raw, redacted, credentials, mail_data))
         if self.record.listener is not None:
             self.record.announce(f"C: {redacted}")
@@ -541,11 +557,6 @@ class SmtpServerProtocol(SMTP):
         plan = await self._handshake(*switched)
         if self._tls_waiter is not None and not self._tls_waiter.done():
             self._tls_waiter.set_result(plan is not None and not plan.halted)
-
-    async def _upgrade(self) -> "Plan | None":
-        """Implicit TLS: the handshake before anything else; None when it failed."""
-        switched = self._switch_to_tls()
-        return None if switched is None else await self._handshake(*switched)
 
     def _switch_to_tls(self) -> tuple | None:
         """Put a TLS layer under the protocol, now. Bytes the client sent since STARTTLS was
@@ -611,10 +622,10 @@ class SmtpServerProtocol(SMTP):
 
     # -- replies -----------------------------------------------------------------------------
 
-    def _run(self, handler: Callable[[], list]) -> list:
+    def _run(self, handler: Callable[..., list], *args) -> list:
         """The session's answer; a defect in it is logged and answered, never fatal to the fake."""
         try:
-            return handler()
+            return handler(*args)
         except Exception:
             log.exception("SMTP session failed on connection %s", self.record.id)
             self.record.note(f"internal error in the fake (see the log); answered {INTERNAL_ERROR}")
@@ -625,61 +636,69 @@ class SmtpServerProtocol(SMTP):
 
     def _respond(self, name: str, outputs: list, plan: Plan) -> None:
         """Offer the final reply to the ``response`` rules, then send it with every addition."""
-        if self.record.user is None and self.machine.username is not None:
-            self.record.user = self.machine.username
-        for note in self.machine.notes:
-            self.record.note(note)
-        self.machine.notes.clear()
+        machine = self.machine
+        if machine.username is not None and self.record.user is None:
+            self.record.user = machine.username
+        if machine.notes:
+            for note in machine.notes:
+                self.record.note(note)
+            machine.notes.clear()
+        if "response" in self.server.faults.events:
+            outputs, plan = self._offer_response(name, outputs, plan)
+        if plan is NO_PLAN:
+            self._emit(outputs)
+        else:
+            self._deliver(outputs, plan)
+
+    def _offer_response(self, name: str, outputs: list, plan: Plan) -> tuple[list, Plan]:
         index = final_index(outputs)
-        if index is not None:
-            final = outputs[index]
-            after = self._apply(self._fire("response", command=name, status=final.status))
-            if after.reply is not None:
-                replaced = fault_reply(after.reply)
-                replaced.submission = final.submission
-                outputs = list(outputs)
-                outputs[index] = replaced
-                if final.submission is not None:
-                    self.server.submissions.update(final.submission, reply=replaced.lines[-1])
-                if final.status == "354" and replaced.status != "354":
-                    self.machine.data_refused()
-                if replaced.status != "220":
-                    outputs = [o for o in outputs if not isinstance(o, StartTLS)]
-            if after.before or after.after or after.tail or after.reply is not None or after.halted:
-                plan = plan.extend(after)
-        self._deliver(outputs, plan)
+        if index is None:
+            return outputs, plan
+        final = outputs[index]
+        after = self._apply(self._fire("response", command=name, status=final.status))
+        if after.reply is not None:
+            replaced = fault_reply(after.reply)
+            replaced.submission = final.submission
+            outputs = list(outputs)
+            outputs[index] = replaced
+            if final.submission is not None:
+                self.server.submissions.update(final.submission, reply=replaced.lines[-1])
+            if final.status == "354" and replaced.status != "354":
+                self.machine.data_refused()
+            if replaced.status != "220":
+                outputs = [o for o in outputs if not isinstance(o, StartTLS)]
+        if after.before or after.after or after.tail or after.reply is not None or after.halted:
+            plan = plan.extend(after)
+        return outputs, plan
 
     def _deliver(self, outputs: list, plan: Plan) -> None:
         self._emit(plan.around(outputs) if plan.before or plan.after or plan.tail else outputs)
 
     def _emit(self, outputs: list) -> None:
         for out in outputs:
-            if isinstance(out, Reply):
-                self.pipe.write(out.data, self._on_sent(out))
-            elif isinstance(out, StartTLS):
+            kind = out.__class__
+            if kind is Reply:
+                self.pipe.write(out.data, partial(self._sent, out))
+            elif kind is StartTLS:
                 self._tls_waiter = self.loop.create_future()
                 self._tls_pending = True  # what comes now is either ignored plaintext or the handshake
                 self.pipe.then(self._begin_starttls)
-            elif isinstance(out, Close):
+            elif kind is Close:
                 self._ending = True
                 reason = out.reason
                 self.pipe.then(lambda: self.record.note(f"server closes: {reason}"))
                 self.pipe.close()
 
-    def _on_sent(self, out: Reply) -> Callable[[], None]:
+    def _sent(self, out: Reply) -> None:
         """Records ``out`` as the client receives it: when its first byte is written."""
-        def sent() -> None:
-            now = time.monotonic()
-            for line in out.lines:
-                status, code = _codes(line)
-                self.record.responses.append(ResponseRecord(now, self.tls_active, out.kind, None, status, code, line,
-                                                            out.injected))
-                if self.record.listener is not None:
-                    self.record.announce(f"S: {line}")
-            if out.submission is not None:
-                self.server.submissions.update(out.submission, reply_sent=True)
-
-        return sent
+        now = time.monotonic()
+        record, tls, kind, injected = self.record, self.tls_active, out.kind, out.injected
+        for line, (status, code) in zip(out.lines, out.codes):
+            record.responses.append(ResponseRecord(now, tls, kind, None, status, code, line, injected))
+            if record.listener is not None:
+                record.announce(f"S: {line}")
+        if out.submission is not None:
+            self.server.submissions.update(out.submission, reply_sent=True)
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -707,7 +726,7 @@ class SmtpServerProtocol(SMTP):
     def _apply(self, actions: list) -> Plan:
         """Carry out transport and state actions now; collect what adds to the output."""
         if not actions:
-            return Plan()
+            return NO_PLAN
         plan = fault_actions.apply(actions, self.pipe, configs=self.server.provider_configs, store=self.server.store,
                                    username=self.machine.username)
         if plan.halted:
@@ -725,20 +744,6 @@ _SMTP_STATE = {
     "_proxy_timeout": None, "_authenticator": None, "_auth_callback": login_always_fail, "_auth_required": False,
     "_ehlo_hook_ver": None, "_enforce_call_limit": False,
 }
-
-
-_CODES: dict[str, tuple[str | None, str | None]] = {}
-
-
-def _codes(line: str) -> tuple[str | None, str | None]:
-    """``split_code(line)``, remembered: a server says the same few lines over and over."""
-    found = _CODES.get(line)
-    if found is None:
-        found = split_code(line)
-        if len(_CODES) >= 4096:  # lines with queue ids or addresses in them: keep it bounded
-            _CODES.clear()
-        _CODES[line] = found
-    return found
 
 
 def _reason(error: Exception | None) -> str:

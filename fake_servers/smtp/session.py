@@ -29,20 +29,27 @@ KNOWN_VERBS = ("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET
 MAX_ERRORS = 20  # syntax and sequence errors on one connection before it is closed with 421
 _CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
 _queue_ids = itertools.count(1)
-_TEXTS: dict[tuple[str, str, bool], tuple[str, ...]] = {}  # (text, hostname, enhanced codes) -> reply lines
+# (text, hostname, enhanced codes) -> (reply lines, their bytes, their codes)
+_TEXTS: dict[tuple[str, str, bool], tuple[tuple[str, ...], bytes, tuple]] = {}
 # The error challenge Gmail's SMTP server gives a bearer token it refuses (base64 of this JSON)
 OAUTH_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"},
                          separators=(",", ":")).encode()
 
 
-@dataclass
 class Reply:
     """One reply: its lines (without CRLF), each a full ``NNN-``/``NNN `` line."""
 
-    lines: list[str]
-    kind: str = "reply"  # "greeting", "continuation" (334) or "reply"
-    injected: bool = False  # written by a fault rule rather than the protocol
-    submission: int | None = None  # index in the SubmissionLog whose reply this is
+    __slots__ = ("lines", "kind", "injected", "submission", "_data", "_codes")
+
+    def __init__(self, lines: list[str] | tuple[str, ...], kind: str = "reply", injected: bool = False,
+                 submission: int | None = None, *, data: bytes | None = None,
+                 codes: tuple[tuple[str | None, str | None], ...] | None = None) -> None:
+        self.lines = lines
+        self.kind = kind  # "greeting", "continuation" (334) or "reply"
+        self.injected = injected  # written by a fault rule rather than the protocol
+        self.submission = submission  # index in the SubmissionLog whose reply this is
+        self._data = data
+        self._codes = codes
 
     @property
     def status(self) -> str:
@@ -50,7 +57,26 @@ class Reply:
 
     @property
     def data(self) -> bytes:
-        return ("\r\n".join(self.lines) + "\r\n").encode("utf-8")
+        """The reply as it goes on the wire."""
+        if self._data is None:
+            self._data = ("\r\n".join(self.lines) + "\r\n").encode("utf-8")
+        return self._data
+
+    @property
+    def codes(self) -> tuple[tuple[str | None, str | None], ...]:
+        """(status, enhanced status code) of each line."""
+        if self._codes is None:
+            self._codes = tuple(split_code(line) for line in self.lines)
+        return self._codes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reply):
+            return NotImplemented
+        return (list(self.lines), self.kind, self.injected, self.submission) == (
+            list(other.lines), other.kind, other.injected, other.submission)
+
+    def __repr__(self) -> str:
+        return f"Reply({list(self.lines)!r}, {self.kind!r}, injected={self.injected}, submission={self.submission})"
 
 
 @dataclass
@@ -78,6 +104,25 @@ def split_code(line: str) -> tuple[str | None, str | None]:
     rest = line[4:] if status else ""
     match = _CODE.match(rest)
     return status, (match.group(0).strip() if match else None)
+
+
+def parse_command(line: bytes) -> tuple[str, str | None, str, bool]:
+    """(name, argument, what a transcript shows, whether it carries a credential) of a
+    command line: :func:`split_command` and :func:`describe_command` in one pass over the
+    common case, a line of valid UTF-8."""
+    text = line.rstrip(b"\r\n")
+    try:
+        shown = text.decode("utf-8")
+    except UnicodeDecodeError:
+        name, arg = split_command(line)
+        return (name, arg, *describe_command(name, line))
+    verb, space, rest = shown.partition(" ")
+    upper = verb.upper()
+    if upper in KNOWN_VERBS:
+        if upper == "AUTH":
+            return ("AUTH", rest.strip() if space and rest else None, *describe_command("AUTH", line))
+        verb = upper
+    return (verb or "(empty)"), (rest.strip() if space and rest else None), shown, False
 
 
 def split_command(line: bytes) -> tuple[str, str | None]:
@@ -136,15 +181,16 @@ class SmtpSession:
     def _text(self, text: str, kind: str = "reply") -> Reply:
         config = self.config
         key = (text, config.hostname, config.enhanced_status_codes)
-        lines = _TEXTS.get(key)
-        if lines is None:  # made once: the same few texts are said over and over
+        said = _TEXTS.get(key)
+        if said is None:  # made once: the same few texts are said over and over
             lines = reply_lines(text, hostname=config.hostname)
             if not config.enhanced_status_codes:
                 lines = [_strip_code(line) for line in lines]
-            if len(_TEXTS) >= 4096:  # texts with queue ids or addresses in them: keep it bounded
+            if len(_TEXTS) >= 4096:  # texts with addresses in them: keep it bounded
                 _TEXTS.clear()
-            lines = _TEXTS[key] = tuple(lines)
-        return Reply(list(lines), kind)
+            said = _TEXTS[key] = (tuple(lines), ("\r\n".join(lines) + "\r\n").encode("utf-8"),
+                                  tuple(split_code(line) for line in lines))
+        return Reply(said[0], kind, data=said[1], codes=said[2])
 
     def _error(self, text: str) -> list:
         """A syntax or sequence error; too many of them end the session."""
@@ -187,7 +233,7 @@ class SmtpSession:
             return self._error("500 5.5.2 Error: bad UTF-8 syntax")
         if self.refused_greeting and name != "QUIT":
             return self._error("503 5.5.1 Error: service refused, send QUIT")
-        return getattr(self, f"_{name.lower()}")(arg)
+        return getattr(self, _HANDLERS[name])(arg)
 
     # -- the commands ----------------------------------------------------------------------
 
@@ -387,7 +433,7 @@ class SmtpSession:
         if self.wants == "data":
             self.wants = "command"
 
-    def message(self, data: bytes, *, size: int, oversize: bool = False, at: float = 0.0,
+    def message(self, data: bytes, size: int, oversize: bool = False, at: float = 0.0,
                 override: str | None = None) -> list:
         """The message after the final dot (dot-unstuffed). ``override``: a fault answered (or,
         when empty, said nothing) instead of the fake, so nothing is checked, counted or delivered."""
@@ -415,7 +461,7 @@ class SmtpSession:
                     self.notes.append(f"message {queue_id} delivered to {', '.join(where)}")
             if _has_8bit(data) and t.params.body != "8BITMIME":
                 self.notes.append("message has 8-bit bytes but MAIL had no BODY=8BITMIME")
-            out = self._final(refusal or self.config.texts.accepted.replace("{id}", queue_id))
+            out = self._final(refusal) if refusal else self._accepted(queue_id)
         if self.on_submission is not None:
             index = self.on_submission(
                 user=self.username, mail_from=t.mail_from, rcpt_tos=recipients, refused_rcpts=tuple(t.refused),
@@ -426,11 +472,24 @@ class SmtpSession:
                 out[0].submission = index
         return out
 
+    def _accepted(self, queue_id: str) -> list:
+        """The accepted text, its ``{id}`` the message's queue id (filled in after the
+        template's lines were made once, so each message does not make new ones)."""
+        template = self._text(self.config.texts.accepted)
+        lines = tuple(line.replace("{id}", queue_id) for line in template.lines)
+        out: list = [Reply(lines, codes=template.codes)]
+        if lines[0].startswith("421"):  # as _final says it
+            out.append(Close("421 reply"))
+        return out
+
     def cancel_line(self) -> None:
         """A fault answered a SASL response instead of the fake: the exchange is over."""
         self._sasl, self._oauth_failed = None, ""
         if self.wants == "line":
             self.wants = "command"
+
+
+_HANDLERS = {verb: f"_{verb.lower()}" for verb in KNOWN_VERBS}  # verb -> the method that answers it
 
 
 def _path(arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
