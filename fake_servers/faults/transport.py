@@ -43,9 +43,13 @@ class Shaping:
     slice_size: int = 0
     slice_interval: float = 0.0005
 
-    @property
-    def active(self) -> bool:
-        return bool(self.latency or self.jitter or self.bytes_per_second or self.slice_size)
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``active`` is kept up to date as the settings change (rarely) rather than worked out
+        # on every write (the pipe asks it for each reply)
+        object.__setattr__(self, name, value)
+        d = self.__dict__
+        object.__setattr__(self, "active", bool(d.get("latency") or d.get("jitter") or d.get("bytes_per_second")
+                                                or d.get("slice_size")))
 
 
 class OutboundPipe:

@@ -51,6 +51,15 @@ class SubmissionLog:
             self._items.append(submission)
             return len(self._items) - 1
 
+    def mark_sent(self, index: int) -> None:
+        """The reply of submission ``index`` reached the wire: ``update(index, reply_sent=True)``."""
+        with self._lock:
+            old = self._items[index]
+            new = object.__new__(Submission)
+            new.__dict__.update(old.__dict__)
+            new.__dict__["reply_sent"] = True
+            self._items[index] = new
+
     def update(self, index: int, **changes) -> None:
         unknown = changes.keys() - _FIELDS
         if unknown:

@@ -383,6 +383,8 @@ class SmtpServerProtocol(SMTP):
     def _serve_input(self) -> None:
         machine, input = self.machine, self.input
         while not self._ending:
+            if not input.buffer and not input.ended:
+                return  # nothing (more) to read yet
             waiter = self._tls_waiter
             if waiter is not None:  # a STARTTLS handshake: the pump goes on once it ended
                 if not waiter.done():
@@ -693,12 +695,18 @@ class SmtpServerProtocol(SMTP):
         """Records ``out`` as the client receives it: when its first byte is written."""
         now = time.monotonic()
         record, tls, kind, injected = self.record, self.tls_active, out.kind, out.injected
-        for line, (status, code) in zip(out.lines, out.codes):
-            record.responses.append(ResponseRecord(now, tls, kind, None, status, code, line, injected))
-            if record.listener is not None:
+        lines = out.lines
+        if len(lines) == 1:
+            (status, code), = out.codes
+            record.responses.append(ResponseRecord(now, tls, kind, None, status, code, lines[0], injected))
+        else:
+            for line, (status, code) in zip(lines, out.codes):
+                record.responses.append(ResponseRecord(now, tls, kind, None, status, code, line, injected))
+        if record.listener is not None:
+            for line in lines:
                 record.announce(f"S: {line}")
         if out.submission is not None:
-            self.server.submissions.update(out.submission, reply_sent=True)
+            self.server.submissions.mark_sent(out.submission)
 
     # -- faults ------------------------------------------------------------------------------
 

@@ -27,17 +27,21 @@ from .policy import MailParams, SubmissionPolicy, account_key
 KNOWN_VERBS = ("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY",
                "HELP", "EXPN", "BDAT")
 MAX_ERRORS = 20  # syntax and sequence errors on one connection before it is closed with 421
+_NOT_IN_ADDRESS = re.compile(r"[ <>\t]")
 _CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
 _queue_ids = itertools.count(1)
-# (text, hostname, enhanced codes) -> (reply lines, their bytes, their codes)
-_TEXTS: dict[tuple[str, str, bool], tuple[tuple[str, ...], bytes, tuple]] = {}
+# (text, kind, hostname, enhanced codes) -> the reply, made once and shared (never changed)
+_TEXTS: dict[tuple[str, str, str, bool], "Reply"] = {}
 # The error challenge Gmail's SMTP server gives a bearer token it refuses (base64 of this JSON)
 OAUTH_ERROR = json.dumps({"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"},
                          separators=(",", ":")).encode()
 
 
 class Reply:
-    """One reply: its lines (without CRLF), each a full ``NNN-``/``NNN `` line."""
+    """One reply: its lines (without CRLF), each a full ``NNN-``/``NNN `` line.
+
+    The replies the session says often are made once and shared: change none in place
+    (:meth:`for_submission` makes the copy that carries a submission)."""
 
     __slots__ = ("lines", "kind", "injected", "submission", "_data", "_codes")
 
@@ -68,6 +72,10 @@ class Reply:
         if self._codes is None:
             self._codes = tuple(split_code(line) for line in self.lines)
         return self._codes
+
+    def for_submission(self, index: int) -> "Reply":
+        """This reply as the answer to submission ``index`` (a copy: replies are shared)."""
+        return Reply(self.lines, self.kind, self.injected, index, data=self._data, codes=self._codes)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Reply):
@@ -180,17 +188,16 @@ class SmtpSession:
 
     def _text(self, text: str, kind: str = "reply") -> Reply:
         config = self.config
-        key = (text, config.hostname, config.enhanced_status_codes)
-        said = _TEXTS.get(key)
-        if said is None:  # made once: the same few texts are said over and over
+        key = (text, kind, config.hostname, config.enhanced_status_codes)
+        reply = _TEXTS.get(key)
+        if reply is None:  # made once: the same few texts are said over and over
             lines = reply_lines(text, hostname=config.hostname)
             if not config.enhanced_status_codes:
                 lines = [_strip_code(line) for line in lines]
             if len(_TEXTS) >= 4096:  # texts with addresses in them: keep it bounded
                 _TEXTS.clear()
-            said = _TEXTS[key] = (tuple(lines), ("\r\n".join(lines) + "\r\n").encode("utf-8"),
-                                  tuple(split_code(line) for line in lines))
-        return Reply(said[0], kind, data=said[1], codes=said[2])
+            reply = _TEXTS[key] = Reply(tuple(lines), kind)
+        return reply
 
     def _error(self, text: str) -> list:
         """A syntax or sequence error; too many of them end the session."""
@@ -469,7 +476,7 @@ class SmtpSession:
                 reply=out[0].lines[-1] if out else "", accepted=accepted, at=at, smtputf8=t.params.smtputf8,
                 body=t.params.body, declared_size=t.params.size)
             if out:
-                out[0].submission = index
+                out[0] = out[0].for_submission(index)
         return out
 
     def _accepted(self, queue_id: str) -> list:
@@ -477,7 +484,7 @@ class SmtpSession:
         template's lines were made once, so each message does not make new ones)."""
         template = self._text(self.config.texts.accepted)
         lines = tuple(line.replace("{id}", queue_id) for line in template.lines)
-        out: list = [Reply(lines, codes=template.codes)]
+        out: list = [Reply(lines, codes=template.codes)]  # a new one: it will carry the submission
         if lines[0].startswith("421"):  # as _final says it
             out.append(Close("421 reply"))
         return out
@@ -509,7 +516,7 @@ def _path(arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
         if not words:
             return None
         address, words = words[0], words[1:]
-    if any(c in address for c in " <>\t") or (address and "@" not in address and address.lower() != "postmaster"):
+    if _NOT_IN_ADDRESS.search(address) or (address and "@" not in address and address.lower() != "postmaster"):
         return None
     return address, words
 
