@@ -11,6 +11,7 @@ Works for Twisted and asyncio transports alike through a small :class:`Sink`.
 from __future__ import annotations
 
 import collections
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -76,16 +77,21 @@ class OutboundPipe:
 
     # -- what the protocol side calls ----------------------------------------------------
 
-    def write(self, data: bytes, on_sent: Callable[[], None] | None = None) -> None:
-        """Queue ``data``; ``on_sent`` runs just before its first byte reaches the sink (never,
-        if the connection is reset or stalled first)."""
+    def write(self, data: bytes, on_sent: Callable[..., None] | None = None, *args: Any) -> None:
+        """Queue ``data``; ``on_sent(*args)`` runs just before its first byte reaches the sink
+        (never, if the connection is reset or stalled first)."""
         if self._closed or self._stalled or not data:
             return
         if not self._queue and self._timer is None and not self.shaping.active and self._limit is None:
+            # the fast path: no fault in force
             if on_sent is not None:
-                on_sent()
-            self._emit(data)  # the fast path: no fault in force
+                on_sent(*args)
+            if self.on_write is not None:
+                self.on_write(data)
+            self.sink.write(data)
             return
+        if args:
+            on_sent = functools.partial(on_sent, *args)
         release = 0.0
         if self.shaping.latency or self.shaping.jitter:
             delay = self.shaping.latency + self._rng.uniform(0, self.shaping.jitter)

@@ -40,10 +40,6 @@ class MailParams:
     smtputf8: bool = False
 
 
-def is_ascii(text: str) -> bool:
-    return text.isascii()
-
-
 def parse_params(words: list[str]) -> dict[str, str | bool] | None:
     """``KEY=VALUE`` / ``KEY`` words as a dict with upper-cased keys; None when malformed."""
     params: dict[str, str | bool] = {}
@@ -93,7 +89,9 @@ class SubmissionPolicy:
         params = MailParams()
         if self.config.require_auth and not authenticated:
             return self.texts.auth_required, params
-        if words and not extended:
+        if not words:
+            return self._address(address, params), params
+        if not extended:
             return "555 5.5.4 MAIL parameters are not allowed after HELO", params
         parsed = parse_params(words)
         if parsed is None:
@@ -124,12 +122,16 @@ class SubmissionPolicy:
                 continue  # RFC 4954 section 5: accepted, the value is not trusted
             else:
                 return f"555 5.5.4 Unsupported option: {key}", params
-        if not is_ascii(address) and not params.smtputf8:
-            return self.texts.smtputf8_required, params
+        return self._address(address, params), params
+
+    def _address(self, address: str, params: MailParams) -> str | None:
+        """MAIL's address and declared size, once its parameters passed."""
+        if not address.isascii() and not params.smtputf8:
+            return self.texts.smtputf8_required
         limit = self.config.size_limit
         if limit and params.size is not None and params.size > limit:
-            return self.texts.message_too_large, params
-        return None, params
+            return self.texts.message_too_large
+        return None
 
     # -- RCPT ------------------------------------------------------------------------------
 
@@ -140,7 +142,7 @@ class SubmissionPolicy:
             if parsed is None:
                 return "501 5.5.4 Syntax error in RCPT parameters"
             return f"555 5.5.4 Unsupported option: {next(iter(parsed))}"
-        if not is_ascii(address) and not smtputf8:
+        if not address.isascii() and not smtputf8:
             return self.texts.smtputf8_required
         if self.config.max_recipients and accepted >= self.config.max_recipients:
             return self.texts.too_many_recipients

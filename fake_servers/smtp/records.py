@@ -39,6 +39,16 @@ class Submission:
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Submission))
 
 
+def make_submission(fields: dict) -> Submission:
+    """``Submission(**fields)`` for every field, made as :meth:`SubmissionLog.update` makes
+    its copies: without the frozen dataclass's setattr per field (one Submission per message)."""
+    if fields.keys() != _FIELDS:
+        raise TypeError(f"Submission fields missing or unknown: {sorted(fields.keys() ^ _FIELDS)}")
+    new = object.__new__(Submission)
+    new.__dict__.update(fields)
+    return new
+
+
 class SubmissionLog:
     """Submissions in the order the fake received them; readable from any thread."""
 

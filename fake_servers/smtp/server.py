@@ -20,7 +20,6 @@ import asyncio
 import logging
 import ssl
 import time
-from functools import partial
 from typing import Callable
 
 from aiosmtpd.smtp import SMTP
@@ -35,7 +34,7 @@ from .config import SmtpConfig
 from .faults import NO_PLAN, Plan, fault_reply, final_index
 from .policy import SubmissionPolicy
 from .reading import Input, Message, TooLong, split_handshake
-from .records import Submission, SubmissionLog
+from .records import SubmissionLog, make_submission
 from .session import (Close, Reply, SmtpSession, StartTLS, describe_command, describe_line, parse_command,
                       split_command)
 from .transport import LINGER, AsyncioSink, tls_layer
@@ -361,9 +360,44 @@ class SmtpServerProtocol(SMTP):
     def _pump(self) -> None:
         """Answer every command and message complete in the input, in order, until the input
         runs out, the session ends, or a STARTTLS handshake must finish first."""
+        machine, input = self.machine, self.input
         self._pumping = True
         try:
-            self._serve_input()
+            while not self._ending:
+                if not input.buffer and not input.ended:
+                    break  # nothing (more) to read yet
+                waiter = self._tls_waiter
+                if waiter is not None:  # a STARTTLS handshake: the pump goes on once it ended
+                    if not waiter.done():
+                        waiter.add_done_callback(self._tls_settled)
+                        break
+                    self._tls_waiter = None
+                    if not waiter.result():
+                        self._ending = True
+                    continue
+                if machine.wants == "data":
+                    message = input.message(self._message_cap)
+                    if message is None:
+                        if input.ended:
+                            self._vanished_mid_data()
+                            self._ending = True
+                        break
+                    self._message(message)
+                    continue
+                line = input.line()
+                if line is None:
+                    if input.ended:
+                        if input.buffer:
+                            self.record.note("the client closed the connection in the middle of a line "
+                                             f"({len(input.buffer)} bytes)")
+                        self._ending = True
+                    break
+                if line.__class__ is not bytes:
+                    self._too_long(line)
+                elif machine.wants == "command":
+                    self._command(line)
+                else:
+                    self._continuation(line)
         except Exception:  # a defect in this loop: never fatal to the fake
             log.exception("SMTP fake failed on connection %s", self.record.id)
             self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
@@ -375,49 +409,10 @@ class SmtpServerProtocol(SMTP):
             self._release()
         elif self._ending:
             self._drain()
-        elif self._paused and len(self.input.buffer) <= MAX_UNREAD and self._tls_waiter is None:
+        elif self._paused and len(input.buffer) <= MAX_UNREAD and self._tls_waiter is None:
             self._paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
-
-    def _serve_input(self) -> None:
-        machine, input = self.machine, self.input
-        while not self._ending:
-            if not input.buffer and not input.ended:
-                return  # nothing (more) to read yet
-            waiter = self._tls_waiter
-            if waiter is not None:  # a STARTTLS handshake: the pump goes on once it ended
-                if not waiter.done():
-                    waiter.add_done_callback(self._tls_settled)
-                    return
-                self._tls_waiter = None
-                if not waiter.result():
-                    self._ending = True
-                continue
-            if machine.wants == "data":
-                message = input.message(self._message_cap())
-                if message is None:
-                    if input.ended:
-                        self._vanished_mid_data()
-                        self._ending = True
-                    return
-                self._message(message)
-                continue
-            line = input.line()
-            if line is None:
-                if input.ended:
-                    if input.buffer:
-                        self.record.note("the client closed the connection in the middle of a line "
-                                         f"({len(input.buffer)} bytes)")
-                    self._ending = True
-                return
-            if line.__class__ is bytes:
-                if machine.wants == "line":
-                    self._continuation(line)
-                else:
-                    self._command(line)
-            else:
-                self._too_long(line)
 
     def _tls_settled(self, _waiter: asyncio.Future) -> None:
         if self._phase is COMMANDS and not self._pumping:
@@ -458,7 +453,9 @@ class SmtpServerProtocol(SMTP):
             self.pipe.close()
             self._drain()
 
+    @property
     def _message_cap(self) -> int:
+        """What the fake keeps of one message: a little over the size limit."""
         cap = self.server.config.size_limit
         return cap + cap // 50 + 64 * 1024 if cap else HARD_MESSAGE_CAP
 
@@ -472,16 +469,23 @@ class SmtpServerProtocol(SMTP):
 
     def _command(self, line: bytes) -> None:
         name, arg, shown, credentials = parse_command(line)
-        self._record(name, line, shown, credentials)
+        machine, record = self.machine, self.record
+        record.commands.append(CommandRecord(self.input.began, self.tls_active, machine.state, None, name, line,
+                                             shown, credentials, False))
+        if record.listener is not None:
+            record.announce(f"C: {shown}")
+        plan = NO_PLAN
         if "command" in self.server.faults.events:
             plan = self._apply(self._fire("command", command=name))
             if plan.reply is not None:
                 return self._respond(name, [fault_reply(plan.reply)], plan)
             if plan.halted:
                 return self._respond(name, [], plan)
-        else:
-            plan = NO_PLAN
-        self._respond(name, self._run(self.machine.command, line, (name, arg)), plan)
+        try:
+            outputs = machine.command(line, (name, arg))
+        except Exception:
+            outputs = self._defect()
+        self._respond(name, outputs, plan)
 
     def _continuation(self, line: bytes) -> None:
         redacted, credentials = describe_line(line)
@@ -503,13 +507,13 @@ class SmtpServerProtocol(SMTP):
             self.record.note(f"message over the size limit: {message.received} bytes received, "
                              f"the first {len(message.kept)} kept")
         self._record("END-OF-DATA", message.kept, f"<message, {message.received} bytes>", mail_data=True)
-        plan = self._apply(self._fire("command", command="END-OF-DATA"))
-        if plan.reply is not None:
-            override: str | None = fault_reply(plan.reply).lines[-1]
-        elif plan.halted:
-            override = ""
-        else:
-            override = None
+        plan, override = NO_PLAN, None
+        if "command" in self.server.faults.events:
+            plan = self._apply(self._fire("command", command="END-OF-DATA"))
+            if plan.reply is not None:
+                override = fault_reply(plan.reply).lines[-1]
+            elif plan.halted:
+                override = ""
         outputs = self._run(self.machine.message, data, size, message.overflow, at, override)
         self._respond("END-OF-DATA", outputs, plan)
 
@@ -544,8 +548,8 @@ class SmtpServerProtocol(SMTP):
 
     def _submitted(self, **fields) -> int:
         r = self.record
-        return self.server.submissions.add(Submission(run=r.run, session=r.session, connection=r.id,
-                                                      server=self.server.name, reply_sent=False, **fields))
+        fields.update(run=r.run, session=r.session, connection=r.id, server=self.server.name, reply_sent=False)
+        return self.server.submissions.add(make_submission(fields))
 
     # -- TLS ---------------------------------------------------------------------------------
 
@@ -629,12 +633,17 @@ class SmtpServerProtocol(SMTP):
         try:
             return handler(*args)
         except Exception:
-            log.exception("SMTP session failed on connection %s", self.record.id)
-            self.record.note(f"internal error in the fake (see the log); answered {INTERNAL_ERROR}")
-            self.machine.cancel_line()
-            if self.machine.wants == "data":
-                self.machine.wants = "command"
-            return [Reply([INTERNAL_ERROR])]
+            return self._defect()
+
+    def _defect(self) -> list:
+        """The session failed on what it was given (an exception is being handled): logged,
+        and answered 451 so the session goes on."""
+        log.exception("SMTP session failed on connection %s", self.record.id)
+        self.record.note(f"internal error in the fake (see the log); answered {INTERNAL_ERROR}")
+        self.machine.cancel_line()
+        if self.machine.wants == "data":
+            self.machine.wants = "command"
+        return [Reply([INTERNAL_ERROR])]
 
     def _respond(self, name: str, outputs: list, plan: Plan) -> None:
         """Offer the final reply to the ``response`` rules, then send it with every addition."""
@@ -647,10 +656,13 @@ class SmtpServerProtocol(SMTP):
             machine.notes.clear()
         if "response" in self.server.faults.events:
             outputs, plan = self._offer_response(name, outputs, plan)
-        if plan is NO_PLAN:
-            self._emit(outputs)
-        else:
+        if plan is not NO_PLAN:
             self._deliver(outputs, plan)
+        elif len(outputs) == 1 and outputs[0].__class__ is Reply:  # the common case: one reply
+            out = outputs[0]
+            self.pipe.write(out.data, self._sent, out)
+        else:
+            self._emit(outputs)
 
     def _offer_response(self, name: str, outputs: list, plan: Plan) -> tuple[list, Plan]:
         index = final_index(outputs)
@@ -680,7 +692,7 @@ class SmtpServerProtocol(SMTP):
         for out in outputs:
             kind = out.__class__
             if kind is Reply:
-                self.pipe.write(out.data, partial(self._sent, out))
+                self.pipe.write(out.data, self._sent, out)
             elif kind is StartTLS:
                 self._tls_waiter = self.loop.create_future()
                 self._tls_pending = True  # what comes now is either ignored plaintext or the handshake

@@ -43,39 +43,26 @@ class Reply:
     The replies the session says often are made once and shared: change none in place
     (:meth:`for_submission` makes the copy that carries a submission)."""
 
-    __slots__ = ("lines", "kind", "injected", "submission", "_data", "_codes")
+    __slots__ = ("lines", "kind", "injected", "submission", "data", "codes")
 
     def __init__(self, lines: list[str] | tuple[str, ...], kind: str = "reply", injected: bool = False,
-                 submission: int | None = None, *, data: bytes | None = None,
-                 codes: tuple[tuple[str | None, str | None], ...] | None = None) -> None:
+                 submission: int | None = None, *, codes: tuple[tuple[str | None, str | None], ...] | None = None,
+                 data: bytes | None = None) -> None:
         self.lines = lines
         self.kind = kind  # "greeting", "continuation" (334) or "reply"
         self.injected = injected  # written by a fault rule rather than the protocol
         self.submission = submission  # index in the SubmissionLog whose reply this is
-        self._data = data
-        self._codes = codes
+        # (status, enhanced status code) of each line, and the reply as it goes on the wire
+        self.codes = codes if codes is not None else tuple(split_code(line) for line in lines)
+        self.data = data if data is not None else ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
     @property
     def status(self) -> str:
         return self.lines[-1][:3]
 
-    @property
-    def data(self) -> bytes:
-        """The reply as it goes on the wire."""
-        if self._data is None:
-            self._data = ("\r\n".join(self.lines) + "\r\n").encode("utf-8")
-        return self._data
-
-    @property
-    def codes(self) -> tuple[tuple[str | None, str | None], ...]:
-        """(status, enhanced status code) of each line."""
-        if self._codes is None:
-            self._codes = tuple(split_code(line) for line in self.lines)
-        return self._codes
-
     def for_submission(self, index: int) -> "Reply":
         """This reply as the answer to submission ``index`` (a copy: replies are shared)."""
-        return Reply(self.lines, self.kind, self.injected, index, data=self._data, codes=self._codes)
+        return Reply(self.lines, self.kind, self.injected, index, codes=self.codes, data=self.data)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Reply):
@@ -170,7 +157,8 @@ class SmtpSession:
         self.on_submission = on_submission  # records a Submission, returns its index
         self.helo: str | None = None
         self.extended = False
-        self.username: str | None = None
+        self.username: str | None = None  # set with the state, by _logged_in
+        self.state = "not-authenticated"  # or "authenticated" (as the wire record shows it)
         self.auth_failures = 0
         self.errors = 0
         self.transaction: Transaction | None = None
@@ -179,10 +167,6 @@ class SmtpSession:
         self._sasl: sasl.Mechanism | None = None
         self._oauth_failed = ""  # the mechanism whose error challenge awaits the client's answer
         self.notes: list[str] = []  # for the wire record (the server moves them there)
-
-    @property
-    def state(self) -> str:
-        return "authenticated" if self.username is not None else "not-authenticated"
 
     # -- output helpers --------------------------------------------------------------------
 
@@ -229,6 +213,10 @@ class SmtpSession:
         """A command line (CRLF included or not); ``split``: ``split_command(line)`` if the
         caller has it already."""
         name, arg = split if split is not None else split_command(line)
+        handler = _HANDLERS.get(name)
+        if handler is not None and not self.refused_greeting and b"\0" not in line and (
+                arg is not None or b" " not in line):
+            return getattr(self, handler)(arg)  # a known verb, well formed: the common case
         text = line.rstrip(b"\r\n")
         if b"\0" in text:
             return self._error("500 5.5.2 Error: bad syntax (NUL byte)")
@@ -367,7 +355,7 @@ class SmtpSession:
             else:
                 result = account.check_password(creds.secret)
         if result is AuthResult.OK:
-            self.username = account.username
+            self.username, self.state = account.username, "authenticated"
             text, _ = self.policy.auth(result, self.auth_failures)
             return [self._text(text)]
         if creds.kind == "oauth":
@@ -401,7 +389,8 @@ class SmtpSession:
         if parsed is None:
             return self._error("501 5.5.4 Syntax: MAIL FROM:<address>")
         address, words = parsed
-        refusal, params = self.policy.mail(address, words, advertised=self.policy.advertised(tls=self.tls),
+        advertised = self.policy.advertised(tls=self.tls) if words else frozenset()  # only parameters need it
+        refusal, params = self.policy.mail(address, words, advertised=advertised,
                                            authenticated=self.username is not None, extended=self.extended)
         if refusal is not None:
             return self._final(refusal)
@@ -466,7 +455,7 @@ class SmtpSession:
                                 recipients=recipients, targets=self.config.deliver_to)
                 if where:
                     self.notes.append(f"message {queue_id} delivered to {', '.join(where)}")
-            if _has_8bit(data) and t.params.body != "8BITMIME":
+            if not data.isascii() and t.params.body != "8BITMIME":
                 self.notes.append("message has 8-bit bytes but MAIL had no BODY=8BITMIME")
             out = self._final(refusal) if refusal else self._accepted(queue_id)
         if self.on_submission is not None:
@@ -476,7 +465,10 @@ class SmtpSession:
                 reply=out[0].lines[-1] if out else "", accepted=accepted, at=at, smtputf8=t.params.smtputf8,
                 body=t.params.body, declared_size=t.params.size)
             if out:
-                out[0] = out[0].for_submission(index)
+                if accepted:
+                    out[0].submission = index  # the accepted reply is made for this message
+                else:
+                    out[0] = out[0].for_submission(index)
         return out
 
     def _accepted(self, queue_id: str) -> list:
@@ -527,10 +519,6 @@ def _strip_code(line: str) -> str:
         return line
     rest = line[4 + len(code):].lstrip(" ")
     return f"{line[:4]}{rest}"
-
-
-def _has_8bit(data: bytes) -> bool:
-    return not data.isascii()
 
 
 def describe_command(name: str, line: bytes) -> tuple[str, bool]:
