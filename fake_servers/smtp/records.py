@@ -7,14 +7,13 @@ even when a fault kept the reply from reaching the client (``reply_sent`` is Fal
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Submission:
-    """One end of DATA the fake received."""
+class Submission(NamedTuple):
+    """One end of DATA the fake received (a named tuple, as the wire records are: see
+    fake_servers.wire)."""
 
     run: int
     session: int  # the connection's 1-based session number on its server
@@ -36,17 +35,7 @@ class Submission:
     declared_size: int | None  # MAIL SIZE= value
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Submission))
-
-
-def make_submission(fields: dict) -> Submission:
-    """``Submission(**fields)`` for every field, made as :meth:`SubmissionLog.update` makes
-    its copies: without the frozen dataclass's setattr per field (one Submission per message)."""
-    if fields.keys() != _FIELDS:
-        raise TypeError(f"Submission fields missing or unknown: {sorted(fields.keys() ^ _FIELDS)}")
-    new = object.__new__(Submission)
-    new.__dict__.update(fields)
-    return new
+_FIELDS = frozenset(Submission._fields)
 
 
 class SubmissionLog:
@@ -54,6 +43,7 @@ class SubmissionLog:
 
     def __init__(self) -> None:
         self._items: list[Submission] = []
+        self._sent: set[int] = set()  # submissions whose reply reached the wire, not yet in their item
         self._lock = threading.Lock()
 
     def add(self, submission: Submission) -> int:
@@ -62,29 +52,28 @@ class SubmissionLog:
             return len(self._items) - 1
 
     def mark_sent(self, index: int) -> None:
-        """The reply of submission ``index`` reached the wire: ``update(index, reply_sent=True)``."""
+        """The reply of submission ``index`` reached the wire: ``update(index, reply_sent=True)``,
+        noted now and applied when the submissions are read (the fake does this per message)."""
         with self._lock:
-            old = self._items[index]
-            new = object.__new__(Submission)
-            new.__dict__.update(old.__dict__)
-            new.__dict__["reply_sent"] = True
-            self._items[index] = new
+            self._sent.add(index)
+
+    def _settle(self) -> None:
+        """Apply the noted :meth:`mark_sent` calls (the lock is held)."""
+        for index in self._sent:
+            self._items[index] = self._items[index]._replace(reply_sent=True)
+        self._sent.clear()
 
     def update(self, index: int, **changes) -> None:
         unknown = changes.keys() - _FIELDS
         if unknown:
             raise TypeError(f"Submission has no field(s) {', '.join(sorted(unknown))}")
         with self._lock:
-            # dataclasses.replace() runs __init__ again; a copy with the changes is the same
-            # value, made in a tenth of the time (an update per message sent)
-            old = self._items[index]
-            new = object.__new__(Submission)
-            new.__dict__.update(old.__dict__)
-            new.__dict__.update(changes)
-            self._items[index] = new
+            self._settle()
+            self._items[index] = self._items[index]._replace(**changes)
 
     def snapshot(self) -> list[Submission]:
         with self._lock:
+            self._settle()
             return list(self._items)
 
     def __len__(self) -> int:

@@ -34,7 +34,7 @@ from .config import SmtpConfig
 from .faults import NO_PLAN, Plan, fault_reply, final_index
 from .policy import SubmissionPolicy
 from .reading import Input, Message, TooLong, split_handshake
-from .records import SubmissionLog, make_submission
+from .records import Submission, SubmissionLog
 from .session import (Close, Reply, SmtpSession, StartTLS, describe_command, describe_line, parse_command,
                       split_command)
 from .transport import LINGER, AsyncioSink, tls_layer
@@ -549,7 +549,7 @@ class SmtpServerProtocol(SMTP):
     def _submitted(self, **fields) -> int:
         r = self.record
         fields.update(run=r.run, session=r.session, connection=r.id, server=self.server.name, reply_sent=False)
-        return self.server.submissions.add(make_submission(fields))
+        return self.server.submissions.add(Submission(**fields))
 
     # -- TLS ---------------------------------------------------------------------------------
 

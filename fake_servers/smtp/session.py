@@ -475,7 +475,9 @@ class SmtpSession:
         """The accepted text, its ``{id}`` the message's queue id (filled in after the
         template's lines were made once, so each message does not make new ones)."""
         template = self._text(self.config.texts.accepted)
-        lines = tuple(line.replace("{id}", queue_id) for line in template.lines)
+        lines = template.lines
+        lines = (lines[0].replace("{id}", queue_id),) if len(lines) == 1 else tuple(
+            line.replace("{id}", queue_id) for line in lines)
         out: list = [Reply(lines, codes=template.codes)]  # a new one: it will carry the submission
         if lines[0].startswith("421"):  # as _final says it
             out.append(Close("421 reply"))
