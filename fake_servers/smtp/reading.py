@@ -119,10 +119,19 @@ class Input:
         """The message after DATA, up to and including the CRLF "." CRLF that ends it, keeping
         at most ``cap`` bytes of it; None until the final dot came."""
         partial = self._message
-        if partial is None:
-            partial = self._message = _Partial()
-            self.message_bytes = 0
         buf = self.buffer
+        if partial is None:
+            self.message_bytes = 0
+            found = buf.find(TERMINATOR)
+            if 0 <= found <= cap - 5 and not buf.startswith(b".\r\n"):  # the whole message in one read
+                end = found + 5
+                kept = bytes(buf[:end])
+                del buf[:end]
+                self.began = self._next_began
+                if buf:
+                    self._next_began = self.fed_at
+                return Message(kept, end, False)
+            partial = self._message = _Partial()
         if not buf:
             return None
         end = -1
@@ -145,8 +154,6 @@ class Input:
             if len(kept) + size > cap:
                 partial.overflow = True
                 kept += buf[: max(0, cap - len(kept))]
-            elif end >= 0 and not kept:  # the whole message in one read
-                kept = bytes(buf[:size])
             else:
                 kept += buf[:size]
         if end < 0:
