@@ -61,11 +61,15 @@ class Input:
         self._dropped = 0  # bytes of an over-long line thrown away so far ...
         self._head = b""  # ... and its first HEAD bytes
         self._message: _Partial | None = None
+        self._alone: bytes | None = None  # the one read the buffer holds, when it holds one
 
     def feed(self, data: bytes, at: float) -> None:
         """Bytes that arrived at ``at`` (time.monotonic())."""
         if not self.buffer and not self.message_bytes and not self._dropped:
             self._next_began = at
+            self._alone = data  # the buffer holds just these bytes (see message())
+        else:
+            self._alone = None
         self.buffer += data
         self.fed_at = at
 
@@ -125,7 +129,10 @@ class Input:
             found = buf.find(TERMINATOR)
             if 0 <= found <= cap - 5 and not buf.startswith(b".\r\n"):  # the whole message in one read
                 end = found + 5
-                kept = bytes(buf[:end])
+                alone = self._alone
+                # the bytes of that read themselves when they are the message (no copy: the
+                # wire record keeps them already)
+                kept = alone if alone is not None and len(alone) == end == len(buf) else bytes(buf[:end])
                 del buf[:end]
                 self.began = self._next_began
                 if buf:
