@@ -191,8 +191,7 @@ class SmtpServerProtocol(SMTP):
             if len(self._pending) < MAX_PENDING:
                 self._pending += data
             return
-        now = time.monotonic()  # the loop's clock too (asyncio's loop.time())
-        self._idle_since = now
+        now = self._idle_since = time.monotonic()  # the loop's clock too (asyncio's loop.time())
         self.record.received(data, now)
         self.input.feed(data, now)
         if self._phase is COMMANDS and not self._pumping:

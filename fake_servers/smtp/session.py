@@ -113,7 +113,7 @@ def parse_command(line: bytes) -> tuple[str, str | None, str, bool]:
         return (name, arg, *describe_command(name, line))
     verb, space, rest = shown.partition(" ")
     upper = verb.upper()
-    if upper in KNOWN_VERBS:
+    if upper in _HANDLERS:  # a known verb
         if upper == "AUTH":
             return ("AUTH", rest.strip() if space and rest else None, *describe_command("AUTH", line))
         verb = upper
