@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fake_servers.wire import ResponseRecord, WireLog
+from fake_servers.wire import WireLog
 from harness import checks
 from harness.observation import Observation
 from harness.outcome import Outcome
@@ -75,8 +75,8 @@ def observation(tmp_path, responses: list[tuple[bool, str]], *outcomes: Outcome)
     conn = wire.open("imap", "imap", "127.0.0.1:40000")
     for tls, line in responses:
         status = line.split(" ", 2)[1] if line.startswith("* ") else None
-        conn.responses.append(ResponseRecord(time.monotonic(), tls, "untagged", None, status, "ALERT", line,
-                                             injected=not tls))
+        conn.add_response(time.monotonic(), tls, "untagged", None, status, "ALERT", line,
+                          injected=not tls)
     conn.closed("closed")
     return Observation(scenario=SimpleNamespace(id=SCENARIO), wire=wire,
                        outcomes=list(outcomes) or [Outcome(1, 0, False, 0.1, "", "")], maildir=tmp_path / "Maildir",

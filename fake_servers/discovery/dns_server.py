@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.names import dns, server
 
-from ..wire import CommandRecord, ConnectionRecord, ResponseRecord, WireLog
+from ..wire import ConnectionRecord, WireLog
 from .zone import Answer, Record, Zone
 
 SERVER_NAME = "dns"
@@ -91,8 +91,8 @@ class RecordingDNSFactory(server.DNSServerFactory):
         qtype = dns.QUERY_TYPES.get(query.type, dns.EXT_QUERIES.get(query.type, f"TYPE{query.type}"))
         raw = message.toStr()
         record.received(raw)
-        record.commands.append(CommandRecord(time.monotonic(), False, "", str(message.id), qtype, raw,
-                                             f"{qtype} {name}"))
+        record.add_command(time.monotonic(), False, "", str(message.id), qtype, raw,
+                           f"{qtype} {name}")
         record.announce(f"C: {qtype} {name}")
         answer = self.zone.answer(name, qtype) if query.cls in (dns.IN, dns.ANY) else Answer("NOERROR")
         rcode = dns.OK if answer.rcode == "NOERROR" else dns.ENAME
@@ -112,7 +112,7 @@ class RecordingDNSFactory(server.DNSServerFactory):
             lines = [f"{answer.rcode} {qtype} {name}" + (" (no records)" if answer.rcode == "NOERROR" else "")]
         now = time.monotonic()
         for line in lines:
-            record.responses.append(ResponseRecord(now, False, "answer", None, answer.rcode, None, line))
+            record.add_response(now, False, "answer", None, answer.rcode, None, line)
             record.announce(f"S: {line}")
 
 

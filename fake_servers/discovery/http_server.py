@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from ..runtime import set_nodelay
 from ..twisted_io import TwistedSink, peer_of, tls_version
-from ..wire import CommandRecord, ConnectionRecord, ResponseRecord, WireLog
+from ..wire import ConnectionRecord, WireLog
 from .http_messages import HttpReply, HttpRequest, text_reply
 
 log = Logger()
@@ -130,8 +130,8 @@ class _Dispatch(resource.Resource):
         basic = http.basic_credentials()
         if basic is not None and record.user is None:
             record.user = basic[0]
-        record.commands.append(CommandRecord(began, site.tls, "", None, http.method, http.raw(), http.redacted(),
-                                             credentials=http.credentials))
+        record.add_command(began, site.tls, "", None, http.method, http.raw(), http.redacted(),
+                           credentials=http.credentials)
         record.announce(f"C: {http.head_lines()[0]}")
         try:
             reply = site.handler(http, record)
@@ -166,8 +166,8 @@ def _send(request: server.Request, reply: HttpReply, record: ConnectionRecord, t
     request.setHeader(b"content-length", str(len(reply.body)).encode())
     if reply.close:
         request.setHeader(b"connection", b"close")
-    record.responses.append(ResponseRecord(time.monotonic(), tls, "http", None, str(reply.status), None,
-                                           reply.status_line()))
+    record.add_response(time.monotonic(), tls, "http", None, str(reply.status), None,
+                        reply.status_line())
     record.announce(f"S: {reply.status_line()}")
     if reply.body:
         request.write(reply.body)

@@ -30,7 +30,7 @@ from ..faults import Action, FaultEngine, OutboundPipe
 from ..mailstore import MailStore
 from ..runtime import set_nodelay
 from ..twisted_io import TwistedSink, peer_of, tls_version
-from ..wire import CommandRecord, ResponseRecord, WireLog
+from ..wire import WireLog
 from . import state_actions
 from .config import ImapConfig
 from .mailbox_commands import idle_updates
@@ -199,10 +199,10 @@ class ImapServerProtocol(Protocol):
                 name, mail_data = "(unparsable)", False
             else:
                 continue
-            self.record.commands.append(CommandRecord(self.record.tls_at or time.monotonic(), False,
-                                                      self.session.state.value, getattr(event, "tag", None),
-                                                      name, event.raw, redacted, credentials, mail_data,
-                                                      executed=False))
+            self.record.add_command(self.record.tls_at or time.monotonic(), False,
+                                    self.session.state.value, getattr(event, "tag", None),
+                                    name, event.raw, redacted, credentials, mail_data,
+                                    executed=False)
         if dropped:
             self.record.note(f"{len(dropped)} plaintext bytes after STARTTLS thrown away unexecuted")
 
@@ -248,9 +248,9 @@ class ImapServerProtocol(Protocol):
 
     def _record(self, tag, name, raw, redacted, *, credentials=False, mail_data=False) -> None:
         began, self._began = self._began, None
-        self.record.commands.append(CommandRecord(began or time.monotonic(), self.session.tls,
-                                                  self.session.state.value, tag, name, raw, redacted, credentials,
-                                                  mail_data))
+        self.record.add_command(began or time.monotonic(), self.session.tls,
+                                self.session.state.value, tag, name, raw, redacted, credentials,
+                                mail_data)
         if self.record.listener is not None:
             self.record.announce(f"C: {redacted}")
 
@@ -449,8 +449,8 @@ class ImapServerProtocol(Protocol):
     def _on_sent(self, out: Send) -> Callable[[], None]:
         """Records ``out`` as the client receives it: when its first byte is written."""
         def sent() -> None:
-            self.record.responses.append(ResponseRecord(time.monotonic(), self.session.tls, out.kind, out.tag,
-                                                        out.status, out.code, out.line, out.injected))
+            self.record.add_response(time.monotonic(), self.session.tls, out.kind, out.tag,
+                                     out.status, out.code, out.line, out.injected)
             if self.record.listener is not None:
                 self.record.announce(f"S: {out.line}")
 

@@ -28,7 +28,7 @@ from aiosmtpd.smtp import login_always_fail
 
 from ..faults import FaultEngine, OutboundPipe
 from ..mailstore import MailStore
-from ..wire import CommandRecord, ResponseRecord, WireLog
+from ..wire import WireLog
 from . import faults as fault_actions
 from .config import SmtpConfig
 from .faults import NO_PLAN, Plan, fault_reply, final_index
@@ -469,8 +469,8 @@ class SmtpServerProtocol(SMTP):
     def _command(self, line: bytes) -> None:
         name, arg, shown, credentials = parse_command(line)
         machine, record = self.machine, self.record
-        record.commands.append(CommandRecord(self.input.began, self.tls_active, machine.state, None, name, line,
-                                             shown, credentials, False))
+        record.add_command(self.input.began, self.tls_active, machine.state, None, name, line,
+                           shown, credentials, False)
         if record.listener is not None:
             record.announce(f"C: {shown}")
         plan = NO_PLAN
@@ -527,8 +527,8 @@ class SmtpServerProtocol(SMTP):
     def _record(self, name: str, raw: bytes, redacted: str, credentials: bool = False,
                 mail_data: bool = False) -> None:
         """The command just taken from the input, as it arrived."""
-        self.record.commands.append(CommandRecord(self.input.began, self.tls_active, self.machine.state,
-                                                  None, name, raw, redacted, credentials, mail_data))
+        self.record.add_command(self.input.began, self.tls_active, self.machine.state,
+                                None, name, raw, redacted, credentials, mail_data)
         if self.record.listener is not None:
             self.record.announce(f"C: {redacted}")
 
@@ -541,8 +541,8 @@ class SmtpServerProtocol(SMTP):
         for line in dropped.splitlines(keepends=True):
             name, _ = split_command(line)
             redacted, credentials = describe_command(name, line)
-            self.record.commands.append(CommandRecord(at, False, self.machine.state, None, name, line, redacted,
-                                                      credentials, executed=False))
+            self.record.add_command(at, False, self.machine.state, None, name, line, redacted,
+                                    credentials, executed=False)
         self.record.note(f"{len(dropped)} plaintext bytes after STARTTLS thrown away unexecuted")
 
     def _submitted(self, **fields) -> int:
@@ -709,10 +709,10 @@ class SmtpServerProtocol(SMTP):
         lines = out.lines
         if len(lines) == 1:
             (status, code), = out.codes
-            record.responses.append(ResponseRecord(now, tls, kind, None, status, code, lines[0], injected))
+            record.add_response(now, tls, kind, None, status, code, lines[0], injected)
         else:
             for line, (status, code) in zip(lines, out.codes):
-                record.responses.append(ResponseRecord(now, tls, kind, None, status, code, line, injected))
+                record.add_response(now, tls, kind, None, status, code, line, injected)
         if record.listener is not None:
             for line in lines:
                 record.announce(f"S: {line}")
