@@ -32,11 +32,14 @@ class Message:
     kept: bytes  # the raw bytes, terminator included (only the first ``cap`` when over)
     received: int  # every byte of it, terminator included
     overflow: bool  # more than ``cap`` bytes came
+    stuffed: bool = True  # some line may be dot-stuffed (False: the reader saw that none is)
 
     @property
     def data(self) -> bytes:
         """The message: terminator removed, dot-stuffing undone (RFC 5321 section 4.5.2)."""
         body = self.kept if self.overflow else self.kept[:-3]
+        if not self.stuffed:
+            return body
         body = body.replace(b"\r\n.", b"\r\n")
         return body[1:] if body.startswith(b".") else body
 
@@ -126,7 +129,12 @@ class Input:
         buf = self.buffer
         if partial is None:
             self.message_bytes = 0
-            found = buf.find(TERMINATOR)
+            # The first line-start dot is either the final one or a stuffed one: when it is
+            # final, the message is whole in this read and has no stuffing to undo.
+            found = buf.find(b"\r\n.")
+            stuffed = found < 0 or buf[found + 3:found + 5] != b"\r\n" or buf.startswith(b".")
+            if stuffed:
+                found = buf.find(TERMINATOR)
             if 0 <= found <= cap - 5 and not buf.startswith(b".\r\n"):  # the whole message in one read
                 end = found + 5
                 alone = self._alone
@@ -137,7 +145,7 @@ class Input:
                 self.began = self._next_began
                 if buf:
                     self._next_began = self.fed_at
-                return Message(kept, end, False)
+                return Message(kept, end, False, stuffed)
             partial = self._message = _Partial()
         if not buf:
             return None
