@@ -1089,3 +1089,29 @@ def test_stop_drops_open_connections(make_provider):
         with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError, OSError)):
             client.noop()
     provider.stop()  # twice is fine
+
+
+def test_silence_closes_the_connection_after_the_idle_limit_and_activity_postpones_it(provider):
+    from fake_servers.smtp.server import SmtpServerProtocol
+
+    server = provider._smtp_servers["smtp"]
+    limit = 0.2
+
+    async def closed_after(activity_at: float | None) -> float:
+        """Seconds from the connection's start until the idle timer closed it."""
+        loop = asyncio.get_running_loop()
+        closed = loop.create_future()
+        transport = ScriptedTransport()
+        transport.close = lambda: closed.done() or closed.set_result(loop.time())  # type: ignore[method-assign]
+        proto = SmtpServerProtocol(server)
+        proto._idle_limit = limit
+        start = loop.time()
+        proto.connection_made(transport)
+        if activity_at is not None:
+            loop.call_later(activity_at, proto.data_received, b"NOOP\r\n")
+        at = await asyncio.wait_for(closed, TIMEOUT)
+        proto.connection_lost(None)
+        return at - start
+
+    assert provider.runtime.run(closed_after(None)) >= limit
+    assert provider.runtime.run(closed_after(0.1)) >= 0.1 + limit

@@ -249,20 +249,13 @@ class SmtpServerProtocol(SMTP):
         self.input.clear()
         self.machine.on_submission = None
 
-    def _arm_idle_timer(self, duration: float | None = None) -> None:
+    def _arm_idle_timer(self) -> None:
         """aiosmtpd's idle timer, re-armed lazily: each read only notes the time
         (``_idle_since``), and the one timer of the connection, when it fires early, waits
         for the rest (a timer per line, armed and cancelled each time, cost more than the
         line's own work)."""
-        if duration is not None:
-            self._idle_limit = duration
         if self._timeout_handle is None:
             self._timeout_handle = self.loop.call_at(self._idle_since + self._idle_limit, self._idle_check)
-
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        """aiosmtpd's name for it: the connection is active now."""
-        self._idle_since = self.loop.time()
-        self._arm_idle_timer(duration)
 
     def _idle_check(self) -> None:
         due = self._idle_since + self._idle_limit
