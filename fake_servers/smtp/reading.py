@@ -76,6 +76,17 @@ class Input:
         self.buffer += data
         self.fed_at = at
 
+    def takes_whole_line(self, data: bytes, at: float) -> bool:
+        """True when ``data`` is exactly one line and nothing is pending before it: then it
+        is the next line, taken as it is (``began`` is ``at``), and the buffer stays empty.
+        False: nothing was taken; :meth:`feed` it."""
+        end = len(data) - 1
+        if (self.buffer or self._dropped or self.message_bytes or end < 0 or data.find(b"\n") != end
+                or end >= MAX_COMMAND_LINE):
+            return False
+        self.began = self.fed_at = at
+        return True
+
     def end(self) -> None:
         self.ended = True
 

@@ -193,7 +193,20 @@ class SmtpServerProtocol(SMTP):
             return
         now = self._idle_since = time.monotonic()  # the loop's clock too (asyncio's loop.time())
         self.record.received(data, now)
-        self.input.feed(data, now)
+        input = self.input
+        if (self._phase is COMMANDS and not self._pumping and self.machine.wants == "command"
+                and self._tls_waiter is None and input.takes_whole_line(data, now)):
+            # the common case, one command line in one read: answered without buffering it
+            self._pumping = True
+            try:
+                self._command(data)
+            except Exception:
+                self._loop_defect()
+            finally:
+                self._pumping = False
+            self._after_pump()
+            return
+        input.feed(data, now)
         if self._phase is COMMANDS and not self._pumping:
             self._pump()
         elif self._phase is DRAINING:
@@ -391,17 +404,23 @@ class SmtpServerProtocol(SMTP):
                 else:
                     self._continuation(line)
         except Exception:  # a defect in this loop: never fatal to the fake
-            log.exception("SMTP fake failed on connection %s", self.record.id)
-            self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
-            self._ending = True
-            self.pipe.close()
+            self._loop_defect()
         finally:
             self._pumping = False
+        self._after_pump()
+
+    def _loop_defect(self) -> None:
+        log.exception("SMTP fake failed on connection %s", self.record.id)
+        self.record.note("internal error in the fake's SMTP loop (see the log); connection closed")
+        self._ending = True
+        self.pipe.close()
+
+    def _after_pump(self) -> None:
         if self._finished:
             self._release()
         elif self._ending:
             self._drain()
-        elif self._paused and len(input.buffer) <= MAX_UNREAD and self._tls_waiter is None:
+        elif self._paused and len(self.input.buffer) <= MAX_UNREAD and self._tls_waiter is None:
             self._paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
