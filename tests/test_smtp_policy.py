@@ -215,8 +215,8 @@ def session(tls: bool = False, **options) -> tuple[SmtpSession, list]:
     config = SmtpConfig(**options)
     submitted: list = []
 
-    def on_submission(**fields) -> int:
-        submitted.append(fields)
+    def on_submission(submission) -> int:
+        submitted.append(submission._asdict())
         return len(submitted) - 1
 
     return SmtpSession(store, config, SubmissionPolicy(config), tls=tls, on_submission=on_submission), submitted

@@ -21,7 +21,7 @@ def sent_folder(account: Account) -> Folder:
     return account.folder("Sent") or account.add_folder("Sent", ("\\Sent",))
 
 
-def deliver(store: MailStore, data: bytes, *, sender_account: str | None, recipients: Iterable[str],
+def deliver(store: MailStore, data: bytes, sender_account: str | None, recipients: Iterable[str],
             targets: Iterable[str]) -> list[str]:
     """Store ``data``; returns where it went ("user:folder"), for the wire record's notes."""
     where = []

@@ -82,7 +82,7 @@ class SubmissionPolicy:
 
     # -- MAIL ------------------------------------------------------------------------------
 
-    def mail(self, address: str, words: list[str], *, advertised: set[str] | frozenset[str], authenticated: bool,
+    def mail(self, address: str, words: list[str], advertised: set[str] | frozenset[str], authenticated: bool,
              extended: bool = True) -> tuple[str | None, MailParams]:
         """Check MAIL FROM: authentication first, then each parameter against what EHLO
         advertised (``advertised``: extension keywords), then the address."""
@@ -135,7 +135,7 @@ class SubmissionPolicy:
 
     # -- RCPT ------------------------------------------------------------------------------
 
-    def rcpt(self, address: str, words: list[str], *, account: str, smtputf8: bool, accepted: int) -> str | None:
+    def rcpt(self, address: str, words: list[str], account: str, smtputf8: bool, accepted: int) -> str | None:
         """Check RCPT TO; ``accepted`` recipients of this message were accepted before it."""
         if words:
             parsed = parse_params(words)
@@ -153,7 +153,7 @@ class SubmissionPolicy:
 
     # -- end of DATA -----------------------------------------------------------------------
 
-    def message(self, *, account: str, user: str | None, sender: str, recipients: tuple[str, ...], size: int,
+    def message(self, account: str, user: str | None, sender: str, recipients: tuple[str, ...], size: int,
                 oversize: bool = False) -> str | None:
         """Check a complete message; None accepts it (then call :meth:`commit`)."""
         limit = self.config.size_limit

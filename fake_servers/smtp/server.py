@@ -34,7 +34,7 @@ from .config import SmtpConfig
 from .faults import NO_PLAN, Plan, fault_reply, final_index
 from .policy import SubmissionPolicy
 from .reading import Input, Message, TooLong, split_handshake
-from .records import Submission, SubmissionLog
+from .records import SubmissionLog
 from .session import (Close, Reply, SmtpSession, StartTLS, describe_command, describe_line, parse_command,
                       split_command)
 from .transport import LINGER, AsyncioSink, tls_layer
@@ -174,7 +174,8 @@ class SmtpServerProtocol(SMTP):
         s.connections.add(self)
         self._tls_pending = s.implicit_tls  # the first bytes are the client's TLS handshake
         self.pipe = OutboundPipe(AsyncioSink(self), on_write=self.record.sent, seed=s.faults.seed + self.record.id)
-        self.machine = SmtpSession(s.store, s.config, s.policy, tls=False, on_submission=self._submitted)
+        self.machine = SmtpSession(s.store, s.config, s.policy, tls=False, on_submission=s.submissions.add,
+                                   connection=(self.record.run, self.record.session, self.record.id, s.name))
         # what SMTP.connection_made does, but for the handler task: there is none
         self._set_rset_state()
         self.session = self._create_session()
@@ -556,11 +557,6 @@ class SmtpServerProtocol(SMTP):
             self.record.add_command(at, False, self.machine.state, None, name, line, redacted,
                                     credentials, executed=False)
         self.record.note(f"{len(dropped)} plaintext bytes after STARTTLS thrown away unexecuted")
-
-    def _submitted(self, **fields) -> int:
-        r = self.record
-        fields.update(run=r.run, session=r.session, connection=r.id, server=self.server.name, reply_sent=False)
-        return self.server.submissions.add(Submission(**fields))
 
     # -- TLS ---------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ..mailstore import AuthResult, MailStore
 from .config import SmtpConfig
 from .delivery import deliver
 from .policy import MailParams, SubmissionPolicy, account_key
+from .records import Submission
 
 KNOWN_VERBS = ("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY",
                "HELP", "EXPN", "BDAT")
@@ -149,12 +150,14 @@ class SmtpSession:
     """The protocol state of one connection."""
 
     def __init__(self, store: MailStore, config: SmtpConfig, policy: SubmissionPolicy, *, tls: bool,
-                 on_submission: Callable[..., int] | None = None) -> None:
+                 on_submission: Callable[[Submission], int] | None = None,
+                 connection: tuple[int, int, int, str] = (1, 1, 0, "smtp")) -> None:
         self.store = store
         self.config = config
         self.policy = policy
         self.tls = tls
         self.on_submission = on_submission  # records a Submission, returns its index
+        self.connection = connection  # the Submission fields run, session, connection, server
         self.helo: str | None = None
         self.extended = False
         self.username: str | None = None  # set with the state, by _logged_in
@@ -390,8 +393,7 @@ class SmtpSession:
             return self._error("501 5.5.4 Syntax: MAIL FROM:<address>")
         address, words = parsed
         advertised = self.policy.advertised(tls=self.tls) if words else frozenset()  # only parameters need it
-        refusal, params = self.policy.mail(address, words, advertised=advertised,
-                                           authenticated=self.username is not None, extended=self.extended)
+        refusal, params = self.policy.mail(address, words, advertised, self.username is not None, self.extended)
         if refusal is not None:
             return self._final(refusal)
         self.transaction = Transaction(address, params)
@@ -405,8 +407,8 @@ class SmtpSession:
             return self._error("501 5.5.4 Syntax: RCPT TO:<address>")
         address, words = parsed
         t = self.transaction
-        refusal = self.policy.rcpt(address, words, account=account_key(self.username, t.mail_from),
-                                   smtputf8=t.params.smtputf8, accepted=len(t.rcpt_tos))
+        refusal = self.policy.rcpt(address, words, account_key(self.username, t.mail_from), t.params.smtputf8,
+                                   len(t.rcpt_tos))
         if refusal is not None:
             t.refused.append(address)
             t.refused_replies.append(reply_lines(refusal, hostname=self.config.hostname)[-1])
@@ -445,25 +447,23 @@ class SmtpSession:
             if override:
                 out = [Reply([override], injected=True)]
         else:
-            refusal = self.policy.message(account=account, user=self.username, sender=t.mail_from,
-                                          recipients=recipients, size=size, oversize=oversize)
+            refusal = self.policy.message(account, self.username, t.mail_from, recipients, size, oversize)
             queue_id = f"{next(_queue_ids):08X}"
             if refusal is None:
                 accepted = True
                 self.policy.commit(account, recipients)
-                where = deliver(self.store, data, sender_account=self.username or t.mail_from,
-                                recipients=recipients, targets=self.config.deliver_to)
+                where = deliver(self.store, data, self.username or t.mail_from, recipients, self.config.deliver_to)
                 if where:
                     self.notes.append(f"message {queue_id} delivered to {', '.join(where)}")
             if not data.isascii() and t.params.body != "8BITMIME":
                 self.notes.append("message has 8-bit bytes but MAIL had no BODY=8BITMIME")
             out = self._final(refusal) if refusal else self._accepted(queue_id)
         if self.on_submission is not None:
-            index = self.on_submission(
-                user=self.username, mail_from=t.mail_from, rcpt_tos=recipients, refused_rcpts=tuple(t.refused),
-                rcpt_replies=tuple(t.refused_replies), data=data, size=size,
-                reply=out[0].lines[-1] if out else "", accepted=accepted, at=at, smtputf8=t.params.smtputf8,
-                body=t.params.body, declared_size=t.params.size)
+            params = t.params
+            index = self.on_submission(Submission._make((  # the fields in order (reply_sent: not yet)
+                *self.connection, self.username, t.mail_from, recipients, tuple(t.refused), tuple(t.refused_replies),
+                data, size, out[0].lines[-1] if out else "", accepted, False, at, params.smtputf8, params.body,
+                params.size)))
             if out:
                 if accepted:
                     out[0].submission = index  # the accepted reply is made for this message
