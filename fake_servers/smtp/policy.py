@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..mailstore import AuthResult
 from .config import SmtpConfig
@@ -40,7 +40,7 @@ class MailParams:
     smtputf8: bool = False
 
 
-def parse_params(words: list[str]) -> dict[str, str | bool] | None:
+def parse_params(words: Sequence[str]) -> dict[str, str | bool] | None:
     """``KEY=VALUE`` / ``KEY`` words as a dict with upper-cased keys; None when malformed."""
     params: dict[str, str | bool] = {}
     for word in words:
@@ -82,7 +82,7 @@ class SubmissionPolicy:
 
     # -- MAIL ------------------------------------------------------------------------------
 
-    def mail(self, address: str, words: list[str], advertised: set[str] | frozenset[str], authenticated: bool,
+    def mail(self, address: str, words: Sequence[str], advertised: set[str] | frozenset[str], authenticated: bool,
              extended: bool = True) -> tuple[str | None, MailParams]:
         """Check MAIL FROM: authentication first, then each parameter against what EHLO
         advertised (``advertised``: extension keywords), then the address."""
@@ -135,7 +135,7 @@ class SubmissionPolicy:
 
     # -- RCPT ------------------------------------------------------------------------------
 
-    def rcpt(self, address: str, words: list[str], account: str, smtputf8: bool, accepted: int) -> str | None:
+    def rcpt(self, address: str, words: Sequence[str], account: str, smtputf8: bool, accepted: int) -> str | None:
         """Check RCPT TO; ``accepted`` recipients of this message were accepted before it."""
         if words:
             parsed = parse_params(words)

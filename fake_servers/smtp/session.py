@@ -31,6 +31,7 @@ MAX_ERRORS = 20  # syntax and sequence errors on one connection before it is clo
 _NOT_IN_ADDRESS = re.compile(r"[ <>\t]")
 _CODE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
 _queue_ids = itertools.count(1)
+_PARSED: dict[bytes, tuple[str, str | None, str, bool]] = {}  # command line -> parse_command(line)
 # (text, kind, hostname, enhanced codes) -> the reply, made once and shared (never changed)
 _TEXTS: dict[tuple[str, str, str, bool], "Reply"] = {}
 # The error challenge Gmail's SMTP server gives a bearer token it refuses (base64 of this JSON)
@@ -105,7 +106,19 @@ def split_code(line: str) -> tuple[str | None, str | None]:
 def parse_command(line: bytes) -> tuple[str, str | None, str, bool]:
     """(name, argument, what a transcript shows, whether it carries a credential) of a
     command line: :func:`split_command` and :func:`describe_command` in one pass over the
-    common case, a line of valid UTF-8."""
+    common case, a line of valid UTF-8. Remembered per line, but for AUTH lines (a client
+    says the same MAIL FROM, RCPT TO and DATA over and over; credentials are not kept)."""
+    parsed = _PARSED.get(line)
+    if parsed is None:
+        parsed = _parse_command(line)
+        if parsed[0] != "AUTH":
+            if len(_PARSED) >= 1024:  # lines with ever new addresses: keep it bounded
+                _PARSED.clear()
+            _PARSED[line] = parsed
+    return parsed
+
+
+def _parse_command(line: bytes) -> tuple[str, str | None, str, bool]:
     text = line.rstrip(b"\r\n")
     try:
         shown = text.decode("utf-8")
@@ -493,8 +506,24 @@ class SmtpSession:
 _HANDLERS = {verb: f"_{verb.lower()}" for verb in KNOWN_VERBS}  # verb -> the method that answers it
 
 
-def _path(arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
-    """``FROM:<address> PARAMS`` as (address, parameter words); None when malformed."""
+def _path(arg: str | None, keyword: str) -> tuple[str, tuple[str, ...]] | None:
+    """``FROM:<address> PARAMS`` as (address, parameter words); None when malformed.
+    Remembered per argument, as :func:`parse_command` is per line."""
+    key = (arg, keyword)
+    parsed = _PATHS.get(key, _UNSEEN)
+    if parsed is _UNSEEN:
+        parsed = _parse_path(arg, keyword)
+        if len(_PATHS) >= 1024:
+            _PATHS.clear()
+        _PATHS[key] = parsed
+    return parsed
+
+
+_PATHS: dict[tuple[str | None, str], tuple[str, tuple[str, ...]] | None] = {}
+_UNSEEN = object()
+
+
+def _parse_path(arg: str | None, keyword: str) -> tuple[str, tuple[str, ...]] | None:
     if not arg or arg[: len(keyword)].upper() != keyword:
         return None
     rest = arg[len(keyword):].strip()
@@ -512,7 +541,7 @@ def _path(arg: str | None, keyword: str) -> tuple[str, list[str]] | None:
         address, words = words[0], words[1:]
     if _NOT_IN_ADDRESS.search(address) or (address and "@" not in address and address.lower() != "postmaster"):
         return None
-    return address, words
+    return address, tuple(words)
 
 
 def _strip_code(line: str) -> str:
