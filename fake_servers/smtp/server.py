@@ -205,7 +205,8 @@ class SmtpServerProtocol(SMTP):
                 self._loop_defect()
             finally:
                 self._pumping = False
-            self._after_pump()
+            if self._finished or self._ending or self._paused:
+                self._after_pump()
             return
         input.feed(data, now)
         if self._phase is COMMANDS and not self._pumping:
