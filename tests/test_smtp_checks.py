@@ -606,9 +606,9 @@ class RawSmtp:
         self.sock.sendall(text.encode() + b"\r\n")
         return self.reply()
 
-    def starttls(self, *, keep_injected: bool) -> None:
+    def starttls(self, *, keep_injected: bool, injected_lines: int = len(INJECTED)) -> None:
         assert self.command("STARTTLS")[0].startswith(b"220")
-        injected = b"".join(line + b"\r\n" for line in (self.line() for _ in INJECTED))  # wait for them all
+        injected = b"".join(self.line() + b"\r\n" for _ in range(injected_lines))  # wait for them all
         self.sock = tls_context(self.provider).wrap_socket(self.sock, server_hostname="localhost")
         self.buffer = injected if keep_injected else b""
 
@@ -644,6 +644,34 @@ def test_injected_lines_ignored__fail_smtp_injected_ehlo_reply_used(smtp_provide
     client.close()
     e = failing(judge("injected_lines_ignored", observe(provider, tmp_path)))
     assert "'AUTH LOGIN'" in e.observed and "AUTH LOGIN, which only the injected" in e.observed
+
+
+def test_ehlo_after_starttls__pass_smtplib_asks_again(smtp_provider, tmp_path):
+    provider = smtp_provider()
+    obs = drive(provider, tmp_path, smtp_outbox.careful, one())
+    result = passing(judge("ehlo_after_starttls", obs))
+    assert "1 STARTTLS connection(s)" in result.evidence[0].observed
+
+
+def test_ehlo_after_starttls__fail_auth_on_what_the_plaintext_ehlo_said(smtp_provider, tmp_path):
+    provider = smtp_provider(auth_mechanisms=("PLAIN",))
+    client = RawSmtp(provider)
+    client.command("EHLO client.example.test")
+    client.starttls(keep_injected=False, injected_lines=0)
+    assert client.command("AUTH PLAIN " + plain_blob())[0].startswith(b"503")  # the fake wants EHLO first
+    client.close()
+    e = failing(judge("ehlo_after_starttls", observe(provider, tmp_path)))
+    assert "'AUTH PLAIN ***' was the first command over TLS" in e.observed
+    assert plain_blob() not in e.wire
+
+
+def test_ehlo_after_starttls__pass_without_starttls(smtp_provider, tmp_path):
+    provider = smtp_provider(starttls=False, auth_before_tls=True)
+    with smtplib.SMTP(provider.host, provider.smtp_port, timeout=WAIT) as conn:
+        conn.ehlo()
+        conn.noop()
+    result = passing(judge("ehlo_after_starttls", observe(provider, tmp_path)))
+    assert "0 STARTTLS connection(s)" in result.evidence[0].observed
 
 
 # -- the runner: outbox files, SMTP endpoints --------------------------------------------------------------

@@ -519,6 +519,34 @@ def no_duplicate_submissions(obs, level, allow=0):
 RULE_SIZE = "no message larger than the SIZE the server advertised is sent (RFC 1870)"
 
 
+RULE_EHLO_AFTER_TLS = ("after STARTTLS the client discards what the server advertised and starts over with "
+                       "EHLO (RFC 3207 §4.2)")
+_STARTING_OVER = ("EHLO", "HELO", "QUIT")
+
+
+@check("ehlo_after_starttls", {}, doc="""On a connection upgraded with STARTTLS, the client's first command
+       over TLS is EHLO (or HELO, or QUIT to give up): it asks again what the server offers rather than
+       use what the plaintext EHLO advertised. Implicit-TLS connections, and connections where
+       STARTTLS did not complete, pass.""")
+def ehlo_after_starttls(obs, level):
+    evidence, checked = [], 0
+    for conn in smtp_connections(obs):
+        if conn.implicit_tls or not conn.tls:
+            continue
+        first = next((c for c in conn.commands if c.tls and c.executed), None)
+        if first is None:
+            continue
+        checked += 1
+        if first.name.upper() not in _STARTING_OVER:
+            evidence.append(Evidence(RULE_EHLO_AFTER_TLS, "EHLO as the first command over TLS",
+                                     f"{first.redacted!r} was the first command over TLS on {where(conn, first)}",
+                                     excerpt(conn, command=first, secrets=secrets_of(obs)), conn.run))
+    if evidence:
+        return failed(level, capped(evidence, _more("connections that went on without EHLO")))
+    return passed(level, [Evidence(RULE_EHLO_AFTER_TLS, "EHLO as the first command over TLS",
+                                   f"{checked} STARTTLS connection(s), each starting over with EHLO")])
+
+
 @check("size_respected", {}, doc="""No message data (end of DATA) larger than the SIZE limit of the EHLO
        in force is sent. A client that declared MAIL FROM ... SIZE=n and was refused, or that never
        started such a message, passes.""")
