@@ -32,6 +32,20 @@ def verdicts(report: dict) -> dict[str, str]:
     return {r["id"]: r["verdict"] for r in report["results"]}
 
 
+def unexpected(report: dict, expected: dict[str, str], skip=frozenset()) -> str:
+    """What a test failure should show of each scenario whose verdict was not the expected
+    one: the reason, the client's output and the transcript's end (a rare race is diagnosed
+    from the one report that showed it)."""
+    parts = []
+    for r in report["results"]:
+        if r["id"] in skip or r["verdict"] == expected.get(r["id"]):
+            continue
+        tail = "\n".join(r["transcript"].splitlines()[-25:])
+        parts.append(f"== {r['id']}: {r['verdict']} (expected {expected.get(r['id'])}): {r['reason']}\n"
+                     f"-- client output:\n{r['client_output'][-2000:]}\n-- transcript, last lines:\n{tail}")
+    return "\n".join(parts)
+
+
 def test_reference_client_passes_the_whole_catalog(tmp_path):
     code, report, err = run(tmp_path, "-j", "2", "--junit", str(tmp_path / "junit.xml"))
     levels = {r["id"]: r["level"] for r in report["results"]}
@@ -116,7 +130,8 @@ def test_offlineimap_gets_the_verdicts_its_behaviour_deserves(tmp_path):
     assert not raced & {"persona.generic-dovecot.imap-sync-implicit-tls", "imap.tls.cert-expired",
                         "imap.tls.cert-wrong-host"}
     assert {i: v for i, v in verdicts(report).items() if i not in raced} == \
-        {i: v for i, v in OFFLINEIMAP_EXPECTED.items() if i not in raced}, err
+        {i: v for i, v in OFFLINEIMAP_EXPECTED.items() if i not in raced}, \
+        err + unexpected(report, OFFLINEIMAP_EXPECTED, raced)
     assert code == 1
     assert "Establishing connection to localhost:" in by_id["imap.tls.cert-wrong-host"]["client_output"]
     assert "no matching domain name found in certificate" in by_id["imap.tls.cert-wrong-host"]["client_output"]
