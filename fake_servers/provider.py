@@ -204,9 +204,7 @@ class FakeProvider:
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the loop thread (where the store lives) and return its result."""
-        if self.runtime.in_loop_thread():
-            return fn(*args)
-        return self.runtime.call(fn, *args)
+        return self.runtime.call_here_or_there(fn, *args)
 
     def add_account(self, username: str, password: str, **options) -> Account:
         return self.call(lambda: self.store.add_account(username, password, **options))

@@ -85,6 +85,13 @@ class Runtime:
         self.loop.call_soon_threadsafe(invoke)
         return future.result(timeout)
 
+    def call_here_or_there(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` directly on the loop thread, through :meth:`call` from any other (for
+        plain functions: an awaitable returned on the loop thread is not waited for)."""
+        if self.in_loop_thread():
+            return fn(*args)
+        return self.call(fn, *args)
+
     def run(self, awaitable: Awaitable[T], timeout: float = 30.0) -> T:
         """Run a coroutine on the loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self.loop).result(timeout)

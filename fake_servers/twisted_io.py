@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
-import struct
 from typing import Any, Callable
+
+from .faults.transport import reset_on_close
 
 
 class TwistedSink:
@@ -51,12 +52,7 @@ class TwistedSink:
                 return
         # Abort the TCP transport itself: a TLS layer above it would first send close_notify,
         # which the client reads as a clean end of stream rather than a reset.
-        sock = raw_socket(tcp)
-        if sock is not None:
-            try:  # linger 0 turns the close into a TCP RST, as a crashing middlebox does
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
+        reset_on_close(raw_socket(tcp))
         tcp.abortConnection()
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any:

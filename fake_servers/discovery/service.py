@@ -186,9 +186,7 @@ class Discovery:
     # -- state, from any thread ------------------------------------------------------------------
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.runtime.in_loop_thread():
-            return fn(*args)
-        return self.runtime.call(fn, *args)
+        return self.runtime.call_here_or_there(fn, *args)
 
     def oauth_grants(self) -> list[Grant]:
         """Every token the endpoint issued, in order."""

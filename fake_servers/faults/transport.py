@@ -13,6 +13,8 @@ from __future__ import annotations
 import collections
 import functools
 import random
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -25,6 +27,16 @@ class Sink(Protocol):
     def close(self) -> None: ...  # after buffered data is flushed
     def abort(self, flush: bool = False) -> None: ...  # a TCP RST where possible; flush: after written bytes left
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any: ...  # returns a cancellable handle
+
+
+def reset_on_close(sock: socket.socket | None) -> None:
+    """Make closing ``sock`` send a TCP RST, as a crashing middlebox does (SO_LINGER 0)."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:  # already gone
+        pass
 
 
 def _cancel(handle: Any) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto as sslproto
-import socket
 import ssl
-import struct
 import time
 from typing import Any, Callable
+
+from ..faults.transport import reset_on_close
 
 FLUSH_WAIT = 5.0  # how long a "flush, then reset" waits for a client that does not read
 LINGER = 2.0  # after the server shut its write side: how long the client has to close its own
@@ -65,12 +65,7 @@ class AsyncioSink:
             if pending and time.monotonic() < deadline:
                 self.proto.loop.call_later(0.001, self.abort, True, deadline)
                 return
-        sock = raw.get_extra_info("socket")
-        if sock is not None:
-            try:  # linger 0 turns the close into a TCP RST, as a crashing middlebox does
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
+        reset_on_close(raw.get_extra_info("socket"))
         raw.abort()
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any:
